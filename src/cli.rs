@@ -1,0 +1,101 @@
+//! The command line: `rowhook run | demo | check | migrate`.
+//!
+//! Every flag has an environment variable, so a systemd `EnvironmentFile`
+//! can hold the whole configuration and no secret appears in `ps`.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{self, Settings, MAX_BATCH_SIZE};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rowhook",
+    version,
+    about = "Turns database row changes into webhooks (Open Dental API Events)."
+)]
+pub struct Cli {
+    /// Database to read: mysql://user:pass@host/db, mariadb://..., sqlite://path.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Log line format on stderr.
+    #[arg(long, env = "ROWHOOK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: process due subscriptions every tick until SIGTERM.
+    Run(RunArgs),
+    /// See rowhook work with no setup: SQLite, a built-in receiver, live changes.
+    Demo(DemoArgs),
+    /// Validate every subscription for this workstation; non-zero exit if any is wrong.
+    Check(AgentArgs),
+    /// Create apisubscription (if missing) and rowhook's own tables.
+    Migrate,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub agent: AgentArgs,
+    /// Process every due subscription once, then exit (for cron and tests).
+    #[arg(long)]
+    pub once: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Stop by itself after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    pub seconds: Option<u64>,
+}
+
+/// Settings shared by the commands that act as this agent.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// This agent's workstation name (default: the hostname).
+    #[arg(long, env = "ROWHOOK_WORKSTATION")]
+    pub workstation: Option<String>,
+    /// Rows per POST (at most 1000, Open Dental's batch size).
+    #[arg(long, env = "ROWHOOK_BATCH_SIZE", default_value_t = MAX_BATCH_SIZE,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_BATCH_SIZE)))]
+    pub batch_size: u32,
+    /// Never look back further than this (Open Dental: 3 days); 0 = unlimited.
+    #[arg(long, env = "ROWHOOK_MAX_LOOKBACK", default_value = "3d", value_parser = config::parse_lookback)]
+    pub max_lookback: Option<Duration>,
+    /// Per-request timeout.
+    #[arg(long, env = "ROWHOOK_REQUEST_TIMEOUT", default_value = "30s", value_parser = config::parse_duration)]
+    pub request_timeout: Duration,
+    /// Subscriptions processed at the same time.
+    #[arg(long, env = "ROWHOOK_CONCURRENCY", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
+}
+
+impl AgentArgs {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            workstation: self
+                .workstation
+                .clone()
+                .unwrap_or_else(config::default_workstation),
+            batch_size: self.batch_size,
+            max_lookback: self.max_lookback,
+            request_timeout: self.request_timeout,
+            concurrency: usize::from(self.concurrency),
+            ..Settings::default()
+        }
+    }
+}

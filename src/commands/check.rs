@@ -1,0 +1,87 @@
+//! `rowhook check`: validate every subscription this agent would process,
+//! one line each, without sending anything.
+
+use chrono::NaiveDateTime;
+
+use crate::cli::AgentArgs;
+use crate::db::Database;
+use crate::subscription::{Parsed, SubscriptionRow};
+
+/// Prints one line per subscription; returns how many are wrong.
+pub async fn run(database_url: Option<&str>, args: &AgentArgs) -> anyhow::Result<usize> {
+    let settings = args.settings();
+    let db = super::connect(database_url, 2).await?;
+    let (now, rows) = db.load_subscriptions().await?;
+    println!(
+        "workstation {:?}, server time {now}, {} subscription(s)",
+        settings.workstation,
+        rows.len()
+    );
+    let mut wrong = 0;
+    for row in &rows {
+        let (ok, line) = check_one(&db, row, now, &settings.workstation).await;
+        wrong += usize::from(!ok);
+        println!(
+            "{} subscription {}: {line}",
+            if ok { "ok  " } else { "FAIL" },
+            row.num
+        );
+    }
+    db.close().await;
+    Ok(wrong)
+}
+
+/// (healthy, description). Rows for other workstations, UI events and
+/// expired rows are reported but are not errors.
+async fn check_one(
+    db: &Database,
+    row: &SubscriptionRow,
+    now: NaiveDateTime,
+    ours: &str,
+) -> (bool, String) {
+    let subscription = match row.parse() {
+        Ok(Parsed::Database(s)) => *s,
+        Ok(Parsed::UiEvent { .. }) => {
+            return (
+                true,
+                "UI-event subscription (blank WatchTable), ignored".into(),
+            )
+        }
+        Err(error) => return (false, error.to_string()),
+    };
+    if !subscription.workstation.matches(ours) {
+        return (
+            true,
+            format!("for workstation {:?}, not this one", row.workstation),
+        );
+    }
+    if subscription.is_expired(now) {
+        return (true, format!("expired at {}", row.date_time_stop));
+    }
+    match db.resolve(&subscription.target).await {
+        Err(error) => (
+            false,
+            format!("WatchTable {:?}: {error}", subscription.target.name),
+        ),
+        Ok(table) => {
+            // A missing index is slow, not wrong: warn, do not fail.
+            let index = if table.change_column_indexed {
+                "indexed"
+            } else {
+                "WARNING not indexed: every poll scans the table"
+            };
+            (
+                true,
+                format!(
+                    "{} -> {}.{} ({index}), every {}s, from {}, to {}",
+                    subscription.target.name,
+                    table.table,
+                    table.change_column,
+                    subscription.polling.as_secs(),
+                    row.date_time_start,
+                    subscription.endpoint
+                ),
+            )
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! `rowhook migrate`: create what rowhook needs, touching nothing of Open
+//! Dental's that already exists.
+
+/// Applies pending migrations and prints what it did.
+pub async fn run(database_url: Option<&str>) -> anyhow::Result<()> {
+    let db = super::connect(database_url, 1).await?;
+    let applied = db.migrate().await?;
+    if applied.is_empty() {
+        println!("Database is up to date.");
+    }
+    for name in applied {
+        println!("Applied {name}.");
+    }
+    db.close().await;
+    Ok(())
+}

@@ -1,0 +1,39 @@
+//! `rowhook run`: the daemon.
+
+use anyhow::Context as _;
+
+use crate::cli::RunArgs;
+use crate::delivery::Sender;
+use crate::processor::Context;
+use crate::scheduler::{self, Summary};
+
+/// Runs until SIGTERM/SIGINT, or one pass with `--once`.
+pub async fn run(database_url: Option<&str>, args: &RunArgs) -> anyhow::Result<Summary> {
+    let settings = args.agent.settings();
+    let pool_size = u32::try_from(settings.concurrency)
+        .unwrap_or(u32::MAX)
+        .saturating_add(2);
+    let db = super::connect(database_url, pool_size).await?;
+    let sender = Sender::new(&settings.workstation, settings.request_timeout)
+        .context("cannot set up HTTP delivery")?;
+    let shutdown = crate::shutdown::on_signals().context("cannot listen for signals")?;
+    tracing::info!(
+        workstation = %settings.workstation, batch_size = settings.batch_size,
+        max_lookback = %settings.max_lookback.map_or("unlimited".into(), |d| humantime::format_duration(d).to_string()),
+        once = args.once, "rowhook started."
+    );
+    let ctx = Context {
+        db: db.clone(),
+        sender,
+        settings,
+        shutdown,
+    };
+    let summary = scheduler::run(ctx, args.once).await;
+    db.close().await;
+    tracing::info!(
+        processed = summary.processed,
+        failed = summary.failed,
+        "rowhook stopped."
+    );
+    Ok(summary)
+}

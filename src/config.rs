@@ -1,0 +1,76 @@
+//! The daemon's settings, validated once when the process starts.
+//!
+//! Every value comes from a `--flag` or its `ROWHOOK_*` environment variable
+//! (see [`crate::cli`]); subscriptions themselves are rows, not settings.
+
+use std::time::Duration;
+
+/// Open Dental's own batch size, and the most rowhook will send at once.
+pub const MAX_BATCH_SIZE: u32 = 1000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// This agent's name, matched against `apisubscription.Workstation`.
+    pub workstation: String,
+    /// Rows per POST, 1..=1000.
+    pub batch_size: u32,
+    /// How far back a window may reach; `None` is unlimited.
+    pub max_lookback: Option<Duration>,
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+    /// How many subscriptions are processed at once.
+    pub concurrency: usize,
+    /// How often `apisubscription` is read.
+    pub tick: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            workstation: default_workstation(),
+            batch_size: MAX_BATCH_SIZE,
+            max_lookback: Some(Duration::from_secs(3 * 86_400)),
+            request_timeout: Duration::from_secs(30),
+            concurrency: 16,
+            tick: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The machine's hostname, as Open Dental's `Environment.MachineName`
+/// would give it; "localhost" if the OS will not say.
+pub fn default_workstation() -> String {
+    hostname::get()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// Parses `--max-lookback`: `0` for unlimited, a number of seconds, or a
+/// duration such as `3d`, `72h`.
+pub fn parse_lookback(text: &str) -> Result<Option<Duration>, String> {
+    let d = parse_duration(text)?;
+    Ok(if d.is_zero() { None } else { Some(d) })
+}
+
+/// Parses a duration given as seconds (`30`) or with units (`30s`, `2m`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(text).map_err(|e| format!("{text:?} is not a duration: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookback_zero_is_unlimited_and_units_work() {
+        assert_eq!(parse_lookback("0"), Ok(None));
+        assert_eq!(parse_lookback("3d"), Ok(Some(Duration::from_secs(259_200))));
+        assert_eq!(parse_lookback("90"), Ok(Some(Duration::from_secs(90))));
+        assert!(parse_lookback("soon").is_err());
+    }
+}

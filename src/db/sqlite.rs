@@ -1,0 +1,188 @@
+//! SQLite: the embedded default behind `rowhook demo` and quick tests.
+//!
+//! SQLite has no `ON UPDATE CURRENT_TIMESTAMP`; the fixture schema keeps the
+//! change column with triggers, writing `datetime('now','localtime')` — the
+//! same clock [`now`] reads — as `yyyy-MM-dd HH:mm:ss` text, so comparisons
+//! are plain text comparisons that sort like times.
+
+use chrono::NaiveDateTime;
+use serde_json::{Map, Value};
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::{Row, TypeInfo, ValueRef};
+
+use super::{
+    choose_change_column, encode, order_and_limit, page_binds, parse_server_time, quote,
+    window_from, Column, ColumnKind, DbError, Page, WatchedTable,
+};
+use crate::subscription::SubscriptionRow;
+use crate::watch_table::WatchTarget;
+use crate::window::{Cursor, Window};
+
+pub(super) async fn now(pool: &SqlitePool) -> Result<NaiveDateTime, DbError> {
+    let text: String = sqlx::query_scalar("SELECT datetime('now', 'localtime')")
+        .fetch_one(pool)
+        .await?;
+    parse_server_time(&text)
+}
+
+pub(super) async fn load_subscriptions(
+    pool: &SqlitePool,
+) -> Result<(NaiveDateTime, Vec<SubscriptionRow>), DbError> {
+    let now = now(pool).await?;
+    let rows = sqlx::query(
+        "SELECT ApiSubscriptionNum, EndPointUrl, Workstation, CustomerKey, WatchTable, \
+                CAST(PollingSeconds AS INTEGER), UiEventType, \
+                CAST(DateTimeStart AS TEXT), CAST(DateTimeStop AS TEXT) \
+         FROM apisubscription ORDER BY ApiSubscriptionNum",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut subscriptions = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let text = |i: usize| -> Result<String, sqlx::Error> {
+            Ok(row.try_get::<Option<String>, _>(i)?.unwrap_or_default())
+        };
+        subscriptions.push(SubscriptionRow {
+            num: row.try_get(0)?,
+            endpoint_url: text(1)?,
+            workstation: text(2)?,
+            customer_key: text(3)?,
+            watch_table: text(4)?,
+            polling_seconds: row.try_get::<Option<i64>, _>(5)?.unwrap_or_default(),
+            ui_event_type: text(6)?,
+            date_time_start: text(7)?,
+            date_time_stop: text(8)?,
+        });
+    }
+    Ok((now, subscriptions))
+}
+
+pub(super) async fn resolve(
+    pool: &SqlitePool,
+    target: &WatchTarget,
+) -> Result<WatchedTable, DbError> {
+    let found: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND lower(name) = lower(?)",
+    )
+    .bind(target.table.as_str())
+    .fetch_all(pool)
+    .await?;
+    let table = match found.as_slice() {
+        [only] => only.clone(),
+        _ => return Err(DbError::TableNotFound(target.table.to_string())),
+    };
+    let described = sqlx::query("SELECT name, type, pk FROM pragma_table_info(?) ORDER BY cid")
+        .bind(&table)
+        .fetch_all(pool)
+        .await?;
+    let mut columns = Vec::with_capacity(described.len());
+    let mut primary = Vec::new();
+    for row in &described {
+        let declared: String = row.try_get(1)?;
+        let column = Column {
+            name: row.try_get(0)?,
+            kind: encode::kind_of(&declared, false),
+        };
+        if row.try_get::<i64, _>(2)? > 0 {
+            primary.push(column.clone());
+        }
+        columns.push(column);
+    }
+    let key_column = match primary.as_slice() {
+        [one] if one.kind == ColumnKind::Int => one.name.clone(),
+        _ => return Err(DbError::NoIntegerKey(table)),
+    };
+    let change_column = choose_change_column(&table, target, &columns)?;
+    let indexed: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pragma_index_list(?1) AS il, pragma_index_info(il.name) AS ii \
+         WHERE ii.seqno = 0 AND ii.name = ?2",
+    )
+    .bind(&table)
+    .bind(&change_column)
+    .fetch_one(pool)
+    .await?;
+    Ok(WatchedTable {
+        watch_name: target.name.clone(),
+        table,
+        change_column,
+        key_column,
+        filter: target.filter,
+        columns,
+        change_column_indexed: indexed > 0,
+    })
+}
+
+pub(super) async fn fetch_page(
+    pool: &SqlitePool,
+    table: &WatchedTable,
+    window: Window,
+    after: Option<Cursor>,
+    limit: u32,
+) -> Result<Page, DbError> {
+    let mut sql = String::from("SELECT ");
+    for column in &table.columns {
+        sql.push_str(&quote(&column.name, '"'));
+        sql.push_str(", ");
+    }
+    sql.push_str(&quote(&table.change_column, '"'));
+    sql.push_str(", ");
+    sql.push_str(&quote(&table.key_column, '"'));
+    sql.push_str(&window_from(table, after, '"'));
+    sql.push_str(&order_and_limit(table, '"'));
+    let (from, stop, cursor) = page_binds(window, after);
+    let mut query = sqlx::query(&sql).bind(from).bind(stop);
+    if let Some((stamp, key)) = cursor {
+        query = query.bind(stamp).bind(key);
+    }
+    let rows = query.bind(limit).fetch_all(pool).await?;
+    let mut page = Page::default();
+    for row in &rows {
+        let (object, at) = decode(table, row)?;
+        page.push(object, at);
+    }
+    Ok(page)
+}
+
+/// SQLite values carry their own storage class; render each by that class,
+/// then by the column's declared kind for text (dates).
+fn decode(table: &WatchedTable, row: &SqliteRow) -> Result<(Map<String, Value>, Cursor), DbError> {
+    let mut object = Map::with_capacity(table.columns.len());
+    for (i, column) in table.columns.iter().enumerate() {
+        let raw = row.try_get_raw(i)?;
+        let class = if raw.is_null() {
+            "NULL".to_owned()
+        } else {
+            raw.type_info().name().to_owned()
+        };
+        let value = match class.as_str() {
+            "NULL" => Value::Null,
+            "INTEGER" => Value::from(row.try_get_unchecked::<i64, _>(i)?),
+            "REAL" => encode::number(&row.try_get_unchecked::<f64, _>(i)?.to_string()),
+            "BLOB" => encode::bytes(&row.try_get_unchecked::<Vec<u8>, _>(i)?),
+            _ => encode::text_as(column.kind, &row.try_get_unchecked::<String, _>(i)?),
+        };
+        object.insert(column.name.clone(), value);
+    }
+    let n = table.columns.len();
+    let stamp: String = row.try_get(n)?;
+    let at = Cursor {
+        stamp: parse_server_time(&stamp)?,
+        key: row.try_get(n + 1)?,
+    };
+    Ok((object, at))
+}
+
+pub(super) async fn count_rows(
+    pool: &SqlitePool,
+    table: &WatchedTable,
+    window: Window,
+) -> Result<u64, DbError> {
+    let (from, stop, _) = page_binds(window, None);
+    let sql = format!("SELECT COUNT(*){}", window_from(table, None, '"'));
+    let count: i64 = sqlx::query_scalar(&sql)
+        .bind(from)
+        .bind(stop)
+        .fetch_one(pool)
+        .await?;
+    Ok(count.unsigned_abs())
+}

@@ -1,0 +1,144 @@
+//! Where a batch is sent: one POST, and what its reply means.
+//!
+//! Success is HTTP 200 exactly, as in Open Dental. Every other outcome —
+//! another 2xx, a redirect (never followed), 4xx, 5xx, a timeout, a refused
+//! connection — is a [`Failure`], and the caller leaves the watermark alone.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::redirect::Policy;
+
+use crate::subscription::Subscription;
+
+/// How much of a response body is read (and thrown away) so the connection
+/// can be reused; anything longer is cut.
+const RESPONSE_READ_LIMIT: usize = 64 * 1024;
+
+/// Why a batch was not delivered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    #[error("HTTP {0} (only 200 counts as delivered)")]
+    Status(u16),
+    #[error("no reply within the request timeout")]
+    Timeout,
+    #[error("connection failed: {0}")]
+    Connect(String),
+    #[error("request failed: {0}")]
+    Request(String),
+}
+
+impl Failure {
+    /// A short class for logs and metrics: `status`, `timeout`, `connect`,
+    /// `request`.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Self::Status(_) => "status",
+            Self::Timeout => "timeout",
+            Self::Connect(_) => "connect",
+            Self::Request(_) => "request",
+        }
+    }
+}
+
+/// Errors building the HTTP client.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("workstation name {0:?} cannot be sent in an HTTP header")]
+    BadWorkstation(String),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// The one HTTP client of the process, shared by every subscription so
+/// connections to the same receiver are reused.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    client: reqwest::Client,
+    workstation: HeaderValue,
+}
+
+impl Sender {
+    pub fn new(workstation: &str, timeout: Duration) -> Result<Self, SetupError> {
+        let workstation = HeaderValue::from_str(workstation)
+            .map_err(|_| SetupError::BadWorkstation(workstation.to_owned()))?;
+        let client = reqwest::Client::builder()
+            .redirect(Policy::none())
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("rowhook/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            client,
+            workstation,
+        })
+    }
+
+    /// POSTs one batch (`body` is a JSON array) for `subscription`.
+    pub async fn send(
+        &self,
+        subscription: &Subscription,
+        event_type: &str,
+        body: Vec<u8>,
+    ) -> Result<(), Failure> {
+        let response = self
+            .client
+            .post(subscription.endpoint.url().clone())
+            .headers(self.headers(subscription, event_type))
+            .body(body)
+            .send()
+            .await
+            .map_err(classify)?;
+        let status = response.status().as_u16();
+        drain(response).await;
+        if status == 200 {
+            Ok(())
+        } else {
+            Err(Failure::Status(status))
+        }
+    }
+
+    fn headers(&self, subscription: &Subscription, event_type: &str) -> HeaderMap {
+        let mut headers = HeaderMap::with_capacity(5);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(key) = subscription.customer_key.header() {
+            headers.insert(AUTHORIZATION, key.clone());
+        }
+        headers.insert("Workstation", self.workstation.clone());
+        if let Ok(value) = HeaderValue::from_str(&format!("WatchTable: {event_type}")) {
+            headers.insert("Event-Type", value);
+        }
+        headers.insert("Rowhook-Subscription", HeaderValue::from(subscription.id.0));
+        headers
+    }
+}
+
+fn classify(error: reqwest::Error) -> Failure {
+    if error.is_timeout() {
+        Failure::Timeout
+    } else if error.is_connect() {
+        Failure::Connect(root_cause(&error))
+    } else {
+        Failure::Request(root_cause(&error))
+    }
+}
+
+/// The innermost error message ("Connection refused"), without the URL that
+/// reqwest's own message carries (it may hold credentials).
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = error;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current.to_string()
+}
+
+async fn drain(mut response: reqwest::Response) {
+    let mut read = 0;
+    while let Ok(Some(chunk)) = response.chunk().await {
+        read += chunk.len();
+        if read >= RESPONSE_READ_LIMIT {
+            break;
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! rowhook turns database row changes into webhooks.
+//!
+//! It is a faithful, sturdier re-implementation of Open Dental's "API Events"
+//! processor: subscriptions are rows of `apisubscription`; for each one that
+//! is due, rowhook reads the watched table's rows whose change stamp falls in
+//! `[DateTimeStart, now)`, POSTs them as JSON arrays of at most 1000 rows, and
+//! moves `DateTimeStart` forward only after every batch was answered with
+//! HTTP 200.
+//!
+//! # Layout
+//!
+//! * [`subscription`]: a raw `apisubscription` row parsed, once, into a typed
+//!   [`subscription::Subscription`] that cannot hold an invalid value.
+//! * [`watch_table`]: Open Dental's `WatchTable` names and how they map to a
+//!   table, a change column and an optional filter.
+//! * [`db`]: the only place SQL lives. [`db::Database`] is the boundary; one
+//!   file per backend (`mysql.rs`, `sqlite.rs`).
+//! * [`window`]: the pure arithmetic of a polling window (start, stop,
+//!   look-back cap, due time).
+//! * [`processor`]: one subscription's window: page, send, advance the
+//!   watermark. This is where `DateTimeStart` moves.
+//! * [`delivery`]: the HTTP client. This is where a batch is sent and the
+//!   reply is classified.
+//! * [`scheduler`]: the tick loop that loads subscriptions, decides which are
+//!   due and runs them concurrently.
+//! * [`receiver`]: a small webhook receiver used by `rowhook demo` and by the
+//!   tests.
+//! * [`commands`]: one file per CLI subcommand; [`cli`], [`config`],
+//!   [`telemetry`] and [`shutdown`] are the binary's plumbing.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod db;
+pub mod delivery;
+pub mod processor;
+pub mod receiver;
+pub mod scheduler;
+pub mod shutdown;
+pub mod subscription;
+pub mod telemetry;
+pub mod watch_table;
+pub mod window;
+
+/// The datetime text format Open Dental uses everywhere: in the database
+/// literals it writes, in the JSON it sends, and in `DateTimeStart`.
+pub const DATETIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";

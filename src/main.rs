@@ -1,0 +1,45 @@
+//! The `rowhook` binary: parse the command line, start logging, run the
+//! subcommand. Everything else lives in the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use rowhook::cli::{Cli, Command};
+use rowhook::{commands, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    match dispatch(&cli).await {
+        Ok(code) => code,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "rowhook failed.");
+            eprintln!("rowhook: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let url = cli.database_url.as_deref();
+    Ok(match &cli.command {
+        Command::Run(args) => {
+            let summary = commands::run::run(url, args).await?;
+            // For cron: a --once pass in which some delivery failed exits 1.
+            ExitCode::from(u8::from(args.once && summary.failed > 0))
+        }
+        Command::Demo(args) => {
+            commands::demo::run(args).await?;
+            ExitCode::SUCCESS
+        }
+        Command::Check(args) => {
+            let wrong = commands::check::run(url, args).await?;
+            ExitCode::from(u8::from(wrong > 0))
+        }
+        Command::Migrate => {
+            commands::migrate::run(url).await?;
+            ExitCode::SUCCESS
+        }
+    })
+}

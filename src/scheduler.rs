@@ -1,0 +1,258 @@
+//! The tick loop: where subscriptions are loaded and handed out.
+//!
+//! Every tick (about once a second) reads `apisubscription` afresh — so rows
+//! that were inserted, edited or deleted take effect on the next tick — and
+//! the server's `NOW()` with it. Each row is parsed; a row that cannot be
+//! processed is logged once (again only if its problem changes) and skipped.
+//! Each due subscription runs as its own task, bounded by a semaphore, so a
+//! slow endpoint never delays another subscription's tick; a subscription
+//! still in flight is not started twice. Subscriptions whose last attempt
+//! failed are started after the others, as Open Dental does.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDateTime;
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
+
+use crate::db::{DbError, WatchedTable};
+use crate::processor::{self, Context, Outcome};
+use crate::subscription::{Parsed, Subscription, SubscriptionId, SubscriptionRow};
+
+/// How long a resolved table (its column list) is trusted before the schema
+/// is read again, so a column added by an Open Dental upgrade is picked up.
+const TABLE_CACHE_TTL: Duration = Duration::from_secs(60);
+
+/// How long shutdown waits for in-flight windows to notice cancellation.
+const DRAIN_LIMIT: Duration = Duration::from_secs(10);
+
+/// What a `--once` run did, for its exit status.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub processed: usize,
+    pub failed: usize,
+}
+
+/// Runs ticks until `ctx.shutdown` is cancelled (or, with `once`, after one
+/// tick's work is finished).
+pub async fn run(ctx: Context, once: bool) -> Summary {
+    let scheduler = Arc::new(Scheduler::new(ctx));
+    let tracker = TaskTracker::new();
+    loop {
+        let started = Instant::now();
+        if let Err(error) = scheduler.tick(&tracker).await {
+            tracing::error!(%error, "Cannot read apisubscription; retrying next tick.");
+        }
+        if once {
+            break;
+        }
+        let rest = scheduler
+            .ctx
+            .settings
+            .tick
+            .saturating_sub(started.elapsed());
+        if scheduler
+            .ctx
+            .shutdown
+            .run_until_cancelled(tokio::time::sleep(rest))
+            .await
+            .is_none()
+        {
+            break;
+        }
+    }
+    tracker.close();
+    let limit = if once { Duration::MAX } else { DRAIN_LIMIT };
+    if tokio::time::timeout(limit, tracker.wait()).await.is_err() {
+        tracing::warn!("In-flight windows did not stop in time; their watermarks were not moved.");
+    }
+    scheduler.summary()
+}
+
+struct Scheduler {
+    ctx: Context,
+    permits: Semaphore,
+    in_flight: Mutex<HashSet<SubscriptionId>>,
+    failed_last: Mutex<HashSet<SubscriptionId>>,
+    notices: Mutex<HashMap<SubscriptionId, String>>,
+    tables: Mutex<HashMap<String, (WatchedTable, Instant)>>,
+    processed: AtomicUsize,
+    failed: AtomicUsize,
+}
+
+/// Locks a mutex, recovering the data if a panicking task poisoned it (the
+/// sets it guards stay meaningful either way).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Scheduler {
+    fn new(ctx: Context) -> Self {
+        Self {
+            permits: Semaphore::new(ctx.settings.concurrency.max(1)),
+            ctx,
+            in_flight: Mutex::default(),
+            failed_last: Mutex::default(),
+            notices: Mutex::default(),
+            tables: Mutex::default(),
+            processed: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+        }
+    }
+
+    fn summary(&self) -> Summary {
+        Summary {
+            processed: self.processed.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+        }
+    }
+
+    async fn tick(self: &Arc<Self>, tracker: &TaskTracker) -> Result<(), DbError> {
+        let (now, rows) = self.ctx.db.load_subscriptions().await?;
+        self.forget_deleted(&rows);
+        let mut due: Vec<Subscription> =
+            rows.iter().filter_map(|row| self.admit(row, now)).collect();
+        {
+            let failed = lock(&self.failed_last);
+            due.sort_by_key(|s| failed.contains(&s.id));
+        }
+        for subscription in due {
+            lock(&self.in_flight).insert(subscription.id);
+            let this = Arc::clone(self);
+            tracker.spawn(async move { this.process(subscription, now).await });
+        }
+        Ok(())
+    }
+
+    /// Parses a row and decides whether it runs now. Says once why not,
+    /// when the reason is worth an operator's attention.
+    fn admit(&self, row: &SubscriptionRow, now: NaiveDateTime) -> Option<Subscription> {
+        let id = row.id();
+        let subscription = match row.parse() {
+            Ok(Parsed::Database(s)) => *s,
+            Ok(Parsed::UiEvent { ui_event_type }) => {
+                self.notice(id, format!(
+                    "ignored: WatchTable is blank, so this is a UI-event subscription ({ui_event_type:?}), which only the Open Dental client fires"
+                ));
+                return None;
+            }
+            Err(error) => {
+                self.problem(id, format!("skipped: {error}"));
+                return None;
+            }
+        };
+        if !subscription
+            .workstation
+            .matches(&self.ctx.settings.workstation)
+        {
+            tracing::debug!(subscription = %id, "Not for this workstation.");
+            return None;
+        }
+        if subscription.is_expired(now) {
+            self.notice(id, "expired: DateTimeStop is in the past".to_owned());
+            return None;
+        }
+        let busy = lock(&self.in_flight).contains(&id);
+        (subscription.is_due(now) && !busy).then_some(subscription)
+    }
+
+    async fn process(&self, subscription: Subscription, now: NaiveDateTime) {
+        let id = subscription.id;
+        if let Ok(_permit) = self.permits.acquire().await {
+            self.process_permitted(&subscription, now).await;
+        }
+        lock(&self.in_flight).remove(&id);
+    }
+
+    async fn process_permitted(&self, subscription: &Subscription, now: NaiveDateTime) {
+        let id = subscription.id;
+        let table = match self.table(subscription).await {
+            Ok(table) => table,
+            Err(error) => {
+                self.problem(
+                    id,
+                    format!(
+                        "skipped: WatchTable {:?}: {error}",
+                        subscription.target.name
+                    ),
+                );
+                return;
+            }
+        };
+        lock(&self.notices).remove(&id);
+        self.processed.fetch_add(1, Ordering::Relaxed);
+        match processor::process(&self.ctx, subscription, &table, now).await {
+            Ok(outcome) => self.record(id, &table, outcome),
+            Err(error) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                lock(&self.tables).remove(&subscription.target.name);
+                tracing::error!(subscription = %id, table = %table.watch_name, %error,
+                    "Database error while processing; DateTimeStart unchanged.");
+            }
+        }
+    }
+
+    fn record(&self, id: SubscriptionId, table: &WatchedTable, outcome: Outcome) {
+        let failed = matches!(outcome, Outcome::Failed { .. });
+        if failed {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+            lock(&self.failed_last).insert(id);
+        } else {
+            lock(&self.failed_last).remove(&id);
+        }
+        match outcome {
+            Outcome::Delivered { rows, batches } if rows > 0 => {
+                tracing::debug!(subscription = %id, table = %table.watch_name, rows, batches, "Window delivered.");
+            }
+            Outcome::Waiting { clock_behind: true } => {
+                tracing::warn!(subscription = %id,
+                    "The server's clock is behind DateTimeStart; waiting for it to catch up.");
+            }
+            _ => {}
+        }
+    }
+
+    /// The subscription's table, from the cache or the schema.
+    async fn table(&self, subscription: &Subscription) -> Result<WatchedTable, DbError> {
+        let key = &subscription.target.name;
+        if let Some((table, at)) = lock(&self.tables).get(key) {
+            if at.elapsed() < TABLE_CACHE_TTL {
+                return Ok(table.clone());
+            }
+        }
+        let table = self.ctx.db.resolve(&subscription.target).await?;
+        lock(&self.tables).insert(key.clone(), (table.clone(), Instant::now()));
+        Ok(table)
+    }
+
+    /// Logs a problem with a row once, and again only when it changes.
+    fn problem(&self, id: SubscriptionId, reason: String) {
+        if self.first_time(id, &reason) {
+            tracing::error!(subscription = %id, %reason, "Subscription cannot be processed.");
+        }
+    }
+
+    fn notice(&self, id: SubscriptionId, reason: String) {
+        if self.first_time(id, &reason) {
+            tracing::info!(subscription = %id, %reason, "Subscription not processed.");
+        }
+    }
+
+    fn first_time(&self, id: SubscriptionId, reason: &str) -> bool {
+        let mut notices = lock(&self.notices);
+        if notices.get(&id).is_some_and(|r| r == reason) {
+            return false;
+        }
+        notices.insert(id, reason.to_owned());
+        true
+    }
+
+    fn forget_deleted(&self, rows: &[SubscriptionRow]) {
+        let present: HashSet<SubscriptionId> = rows.iter().map(SubscriptionRow::id).collect();
+        lock(&self.notices).retain(|id, _| present.contains(id));
+        lock(&self.failed_last).retain(|id| present.contains(id));
+    }
+}
