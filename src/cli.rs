@@ -73,8 +73,8 @@ pub struct AgentArgs {
           value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_BATCH_SIZE)))]
     pub batch_size: u32,
     /// Never look back further than this (Open Dental: 3 days); 0 = unlimited.
-    #[arg(long, env = "ROWHOOK_MAX_LOOKBACK", default_value = "3d", value_parser = config::parse_lookback)]
-    pub max_lookback: Option<Duration>,
+    #[arg(long, env = "ROWHOOK_MAX_LOOKBACK", default_value = "3d", value_parser = config::parse_duration)]
+    pub max_lookback: Duration,
     /// Per-request timeout.
     #[arg(long, env = "ROWHOOK_REQUEST_TIMEOUT", default_value = "30s", value_parser = config::parse_duration)]
     pub request_timeout: Duration,
@@ -92,7 +92,7 @@ impl AgentArgs {
                 .clone()
                 .unwrap_or_else(config::default_workstation),
             batch_size: self.batch_size,
-            max_lookback: self.max_lookback,
+            max_lookback: config::lookback(self.max_lookback),
             request_timeout: self.request_timeout,
             concurrency: usize::from(self.concurrency),
             ..Settings::default()

@@ -46,11 +46,9 @@ pub fn default_workstation() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
-/// Parses `--max-lookback`: `0` for unlimited, a number of seconds, or a
-/// duration such as `3d`, `72h`.
-pub fn parse_lookback(text: &str) -> Result<Option<Duration>, String> {
-    let d = parse_duration(text)?;
-    Ok(if d.is_zero() { None } else { Some(d) })
+/// `--max-lookback`: zero means unlimited.
+pub fn lookback(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
 }
 
 /// Parses a duration given as seconds (`30`) or with units (`30s`, `2m`).
@@ -68,9 +66,15 @@ mod tests {
 
     #[test]
     fn lookback_zero_is_unlimited_and_units_work() {
-        assert_eq!(parse_lookback("0"), Ok(None));
-        assert_eq!(parse_lookback("3d"), Ok(Some(Duration::from_secs(259_200))));
-        assert_eq!(parse_lookback("90"), Ok(Some(Duration::from_secs(90))));
-        assert!(parse_lookback("soon").is_err());
+        assert_eq!(parse_duration("0").map(lookback), Ok(None));
+        assert_eq!(
+            parse_duration("3d").map(lookback),
+            Ok(Some(Duration::from_secs(259_200)))
+        );
+        assert_eq!(
+            parse_duration("90").map(lookback),
+            Ok(Some(Duration::from_secs(90)))
+        );
+        assert!(parse_duration("soon").is_err());
     }
 }

@@ -15,7 +15,6 @@ async fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "rowhook failed.");
-            eprintln!("rowhook: {error:#}");
             ExitCode::from(2)
         }
     }

@@ -22,8 +22,8 @@ use tokio_util::sync::CancellationToken;
 pub enum Behaviour {
     /// 200 at once.
     Accept,
-    /// This status at once (201, 302, 404, 500 ...). A 302 carries a
-    /// `Location` that must not be followed.
+    /// This status at once (201, 302, 404, 500 ...). Every answer carries
+    /// `Location: /redirected`, which a sender must not follow.
     Status(u16),
     /// 200 after a pause.
     Slow(Duration),
@@ -81,7 +81,12 @@ pub struct Receiver {
 impl Receiver {
     /// Starts on `127.0.0.1` and a free port.
     pub async fn start() -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on(0).await
+    }
+
+    /// Starts on `127.0.0.1:port`.
+    pub async fn start_on(port: u16) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             behaviour: Mutex::new(Behaviour::Accept),
@@ -188,7 +193,9 @@ async fn handle(
         tokio::time::sleep(pause).await;
     }
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (code, [("Location", "http://127.0.0.1:9/elsewhere")], "")
+    // A redirect points back here, so a sender that followed it would show
+    // up as a second request.
+    (code, [("Location", "/redirected")], "")
 }
 
 fn record(shared: &Shared, request: Request) {

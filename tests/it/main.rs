@@ -1,0 +1,14 @@
+//! Integration tests: real MariaDB (a fresh database per test), real SQLite,
+//! real HTTP on loopback, and the real `rowhook` binary where a process must
+//! be killed or its output read.
+//!
+//! MariaDB is reached at `ROWHOOK_TEST_MYSQL` (default
+//! `mysql://root@127.0.0.1:3306`).
+
+mod binary;
+mod delivery;
+mod encoding;
+mod helpers;
+mod paging;
+mod selection;
+mod subscriptions_live;

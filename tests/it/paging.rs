@@ -1,0 +1,257 @@
+//! Batches: size, order, keyset paging under ties and concurrent updates.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rowhook::config::Settings;
+use rowhook::receiver::{Behaviour, Receiver};
+
+use crate::helpers::{keys, run_once, settings, Daemon, Sub, TestDb, BOTH, PATIENCE};
+
+#[tokio::test]
+async fn rows_sharing_one_second_arrive_exactly_once_in_batches_of_at_most_1000() {
+    for backend in BOTH {
+        let db = TestDb::new(backend).await;
+        let rx = Receiver::start().await.unwrap();
+        db.insert_appointments(2500, &db.ago(30).await).await;
+        let url = rx.url("/");
+        db.subscribe(Sub::new(&url)).await;
+
+        run_once(&db, settings()).await;
+
+        let sizes: Vec<usize> = rx.accepted().iter().map(|r| r.rows().len()).collect();
+        assert_eq!(sizes, [1000, 1000, 500], "{backend:?}");
+        let got = keys(&rx.accepted(), "AptNum");
+        let expected: Vec<i64> = (1..=2500).collect();
+        assert_eq!(got, expected, "{backend:?}: every row once, in key order");
+        db.drop().await;
+    }
+}
+
+#[tokio::test]
+async fn batches_follow_stamp_then_key_order_and_honour_batch_size() {
+    let db = TestDb::mysql().await;
+    let rx = Receiver::start().await.unwrap();
+    // Keys 1..=5 stamped late, 6..=10 stamped early: stamp order wins.
+    db.insert_appointments(5, &db.ago(20).await).await;
+    db.insert_appointments(5, &db.ago(40).await).await;
+    let url = rx.url("/");
+    db.subscribe(Sub::new(&url)).await;
+
+    run_once(
+        &db,
+        Settings {
+            batch_size: 3,
+            ..settings()
+        },
+    )
+    .await;
+
+    let sizes: Vec<usize> = rx.accepted().iter().map(|r| r.rows().len()).collect();
+    assert_eq!(sizes, [3, 3, 3, 1]);
+    assert_eq!(
+        keys(&rx.accepted(), "AptNum"),
+        [6, 7, 8, 9, 10, 1, 2, 3, 4, 5]
+    );
+    db.drop().await;
+}
+
+/// Rows that change while a window is being paged move out of it (their
+/// stamp is now at or after `stop`) and arrive, changed, in the next
+/// window; no other row is skipped. OFFSET paging would skip rows here.
+#[tokio::test]
+async fn rows_updated_while_paging_are_neither_skipped_nor_lost() {
+    for backend in BOTH {
+        let db = TestDb::new(backend).await;
+        let rx = Receiver::start().await.unwrap();
+        db.insert_appointments(300, &db.ago(30).await).await;
+        let url = rx.url("/");
+        db.subscribe(Sub {
+            polling: 0,
+            ..Sub::new(&url)
+        })
+        .await;
+        rx.set(Behaviour::Slow(Duration::from_millis(300)));
+        let daemon = Daemon::start(
+            &db,
+            Settings {
+                batch_size: 100,
+                ..settings()
+            },
+        );
+
+        assert!(
+            rx.wait_until(PATIENCE, |r| !r.is_empty()).await,
+            "{backend:?}: first batch"
+        );
+        // Rows on the page just sent, and rows on pages still to come.
+        db.exec("UPDATE appointment SET Note = 'changed' WHERE AptNum BETWEEN 50 AND 60 OR AptNum BETWEEN 150 AND 160", &[]).await;
+        rx.set(Behaviour::Accept);
+
+        let all_final = rx
+            .wait_until(PATIENCE, |requests| {
+                let latest = latest_notes(requests);
+                latest.len() == 300 && (50..=60).chain(150..=160).all(|k| latest[&k] == "changed")
+            })
+            .await;
+        daemon.stop().await;
+        assert!(
+            all_final,
+            "{backend:?}: every row, and every change, delivered"
+        );
+        db.drop().await;
+    }
+}
+
+/// AptNum -> the last Note received for it.
+fn latest_notes(requests: &[rowhook::receiver::Request]) -> HashMap<i64, String> {
+    let mut latest = HashMap::new();
+    for row in requests
+        .iter()
+        .filter(|r| r.accepted())
+        .flat_map(|r| r.rows())
+    {
+        if let (Some(k), Some(n)) = (row["AptNum"].as_i64(), row["Note"].as_str()) {
+            latest.insert(k, n.to_owned());
+        }
+    }
+    latest
+}
+
+/// MySQL's ON UPDATE CURRENT_TIMESTAMP (and the SQLite fixture's trigger)
+/// leaves the stamp alone when nothing changes, so nothing is sent.
+#[tokio::test]
+async fn a_no_op_update_sends_nothing() {
+    for backend in BOTH {
+        let db = TestDb::new(backend).await;
+        let rx = Receiver::start().await.unwrap();
+        db.insert_appointments(2, &db.ago(30).await).await;
+        let url = rx.url("/");
+        db.subscribe(Sub {
+            polling: 0,
+            ..Sub::new(&url)
+        })
+        .await;
+        let daemon = Daemon::start(&db, settings());
+        assert!(
+            rx.wait_until(PATIENCE, |r| keys(r, "AptNum") == [1, 2])
+                .await,
+            "{backend:?}"
+        );
+
+        db.exec("UPDATE appointment SET Note = Note WHERE AptNum = 1", &[])
+            .await;
+        // A real change after the no-op: once it arrives, any window that
+        // could have held the no-op has been sent.
+        db.exec("UPDATE appointment SET Note = 'real' WHERE AptNum = 2", &[])
+            .await;
+        assert!(
+            rx.wait_until(PATIENCE, |r| keys(r, "AptNum").len() == 3)
+                .await,
+            "{backend:?}"
+        );
+        daemon.stop().await;
+
+        assert_eq!(keys(&rx.accepted(), "AptNum"), [1, 2, 2], "{backend:?}");
+        db.drop().await;
+    }
+}
+
+#[tokio::test]
+async fn appointment_deleted_reads_only_deleted_history_rows() {
+    for backend in BOTH {
+        let db = TestDb::new(backend).await;
+        let rx = Receiver::start().await.unwrap();
+        let stamp = db.ago(30).await;
+        for (action, apt) in [(0, "1"), (4, "2"), (1, "3"), (4, "4")] {
+            db.exec(
+                "INSERT INTO histappointment (HistApptAction, AptNum, PatNum, DateTStamp) VALUES (?, ?, 1, ?)",
+                &[&action.to_string(), apt, &stamp],
+            )
+            .await;
+        }
+        let url = rx.url("/");
+        db.subscribe(Sub {
+            table: "AppointmentDeleted",
+            ..Sub::new(&url)
+        })
+        .await;
+
+        run_once(&db, settings()).await;
+
+        assert_eq!(keys(&rx.accepted(), "AptNum"), [2, 4], "{backend:?}");
+        let header = rx.accepted()[0].header("event-type").map(String::from);
+        assert_eq!(header.as_deref(), Some("WatchTable: AppointmentDeleted"));
+        db.drop().await;
+    }
+}
+
+#[tokio::test]
+async fn any_table_with_a_change_column_can_be_watched_by_name() {
+    for backend in BOTH {
+        let db = TestDb::new(backend).await;
+        let rx = Receiver::start().await.unwrap();
+        let stamp = db.ago(30).await;
+        db.exec(
+            "INSERT INTO payment (PayAmt, PayNote, SecDateTEdit) VALUES (85.5, 'Copay', ?)",
+            &[&stamp],
+        )
+        .await;
+        let url = rx.url("/");
+        db.subscribe(Sub {
+            table: "payment",
+            ..Sub::new(&url)
+        })
+        .await;
+
+        run_once(&db, settings()).await;
+
+        let rows: Vec<_> = rx.accepted().iter().flat_map(|r| r.rows()).collect();
+        assert_eq!(rows.len(), 1, "{backend:?}");
+        assert_eq!(rows[0]["PayAmt"], serde_json::json!(85.5), "{backend:?}");
+        assert_eq!(
+            rx.accepted()[0].header("event-type"),
+            Some("WatchTable: payment")
+        );
+        db.drop().await;
+    }
+}
+
+#[tokio::test]
+async fn the_lookback_cap_skips_old_changes_and_unlimited_sends_them() {
+    let db = TestDb::mysql().await;
+    let rx = Receiver::start().await.unwrap();
+    db.insert_appointments(2, &db.ago(5 * 86_400).await).await; // 1, 2: five days old
+    db.insert_appointments(1, &db.ago(60).await).await; // 3: recent
+    let old = db.ago(6 * 86_400).await;
+    let (capped, unlimited) = (rx.url("/capped"), rx.url("/unlimited"));
+    db.subscribe(Sub {
+        start: Some(&old),
+        ..Sub::new(&capped)
+    })
+    .await;
+
+    run_once(&db, settings()).await;
+    assert_eq!(keys(&rx.accepted(), "AptNum"), [3]);
+
+    db.subscribe(Sub {
+        start: Some(&old),
+        ..Sub::new(&unlimited)
+    })
+    .await;
+    run_once(
+        &db,
+        Settings {
+            max_lookback: None,
+            ..settings()
+        },
+    )
+    .await;
+    let sent: Vec<_> = rx
+        .accepted()
+        .into_iter()
+        .filter(|r| r.target == "/unlimited")
+        .collect();
+    assert_eq!(keys(&sent, "AptNum"), [1, 2, 3]);
+    db.drop().await;
+}
