@@ -16,9 +16,8 @@ use crate::config::{self, Settings, MAX_BATCH_SIZE};
     about = "Turns database row changes into webhooks (Open Dental API Events)."
 )]
 pub struct Cli {
-    /// Database to read: mysql://user:pass@host/db, mariadb://..., sqlite://path.
-    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
-    pub database_url: Option<String>,
+    #[command(flatten)]
+    pub db: DbArgs,
 
     /// Log line format on stderr.
     #[arg(long, env = "ROWHOOK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
@@ -26,6 +25,33 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Where the database is, for every command.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DbArgs {
+    /// Database to read: mysql://user:pass@host/db, mariadb://..., sqlite://path.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// MySQL session time zone, e.g. "America/New_York" or "-05:00". Default:
+    /// the server's own, which is the zone Open Dental writes DateTimeStart in.
+    #[arg(long, env = "ROWHOOK_TIME_ZONE", global = true, value_parser = parse_time_zone)]
+    pub time_zone: Option<String>,
+}
+
+/// A time zone name or offset. Checked here because the driver pastes it
+/// into `SET time_zone = '...'`.
+fn parse_time_zone(text: &str) -> Result<String, String> {
+    let ok = !text.is_empty()
+        && text.len() <= 64
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/_+-:".contains(c));
+    if ok {
+        Ok(text.to_owned())
+    } else {
+        Err(format!("{text:?} is not a time zone name or offset"))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -78,6 +104,12 @@ pub struct AgentArgs {
     /// Per-request timeout.
     #[arg(long, env = "ROWHOOK_REQUEST_TIMEOUT", default_value = "30s", value_parser = config::parse_duration)]
     pub request_timeout: Duration,
+    /// A window ends at least this far behind the server's clock.
+    #[arg(long, env = "ROWHOOK_SAFETY_LAG", default_value = "1s", value_parser = config::parse_duration)]
+    pub safety_lag: Duration,
+    /// The lag used when open transactions cannot be seen (no PROCESS grant).
+    #[arg(long, env = "ROWHOOK_FALLBACK_LAG", default_value = "5s", value_parser = config::parse_duration)]
+    pub fallback_lag: Duration,
     /// Subscriptions processed at the same time.
     #[arg(long, env = "ROWHOOK_CONCURRENCY", default_value_t = 16,
           value_parser = clap::value_parser!(u16).range(1..))]
@@ -95,6 +127,8 @@ impl AgentArgs {
             max_lookback: config::lookback(self.max_lookback),
             request_timeout: self.request_timeout,
             concurrency: usize::from(self.concurrency),
+            safety_lag: self.safety_lag,
+            fallback_lag: self.fallback_lag.max(self.safety_lag),
             ..Settings::default()
         }
     }

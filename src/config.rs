@@ -22,6 +22,13 @@ pub struct Settings {
     pub concurrency: usize,
     /// How often `apisubscription` is read.
     pub tick: Duration,
+    /// A window's `stop` is at least this far behind the server's `NOW()`:
+    /// a statement that began in the previous second may still be writing
+    /// rows stamped with it.
+    pub safety_lag: Duration,
+    /// The lag used instead when the server will not show its open
+    /// transactions (no `PROCESS` privilege).
+    pub fallback_lag: Duration,
 }
 
 impl Default for Settings {
@@ -33,6 +40,8 @@ impl Default for Settings {
             request_timeout: Duration::from_secs(30),
             concurrency: 16,
             tick: Duration::from_secs(1),
+            safety_lag: Duration::from_secs(1),
+            fallback_lag: Duration::from_secs(5),
         }
     }
 }

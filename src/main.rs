@@ -21,7 +21,7 @@ async fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let url = cli.database_url.as_deref();
+    let url = &cli.db;
     Ok(match &cli.command {
         Command::Run(args) => {
             let summary = commands::run::run(url, args).await?;

@@ -1,15 +1,22 @@
 //! One subscription's window, start to finish. This is where the watermark
 //! (`DateTimeStart`) moves.
 //!
-//! 1. Plan the window `[DateTimeStart, stop)` where `stop` is the server's
-//!    `NOW()` read with the subscription row (see [`crate::window`]).
-//! 2. Page through it by keyset, at most `batch_size` rows per POST, one
-//!    POST at a time, in (stamp, key) order.
-//! 3. Only when every batch got HTTP 200, compare-and-set `DateTimeStart`
+//! 1. Find where the subscription stands: rowhook's progress record when it
+//!    still belongs to the row's `DateTimeStart`, else `DateTimeStart`
+//!    itself (a new subscription, or an operator moved it: they win).
+//! 2. Resume a partly delivered window after its last acknowledged batch,
+//!    or plan a new one `[start, stop)` where `stop` is the server's clock
+//!    less a safety lag and before the oldest transaction that may still
+//!    commit rows (see [`crate::window`] and the scheduler).
+//! 3. Page through it by keyset, at most `batch_size` rows per POST, one
+//!    POST at a time, in (stamp, key) order, recording each acknowledged
+//!    batch. Between batches the subscription row is read again: deleted,
+//!    stopped or moved, the window ends there.
+//! 4. Only when every batch got HTTP 200, compare-and-set `DateTimeStart`
 //!    from the value that was read to `stop`. An empty window still advances.
 //!
-//! Any failure returns before step 3, so the next attempt re-reads the same
-//! rows: at-least-once delivery, with the state living only in the database.
+//! Any failure returns before step 4: the next attempt resumes after the
+//! last acknowledged batch, so only the batch in flight is ever sent twice.
 
 use std::time::{Duration, Instant};
 
@@ -17,28 +24,30 @@ use chrono::NaiveDateTime;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::db::{Database, DbError, WatchedTable};
+use crate::db::{Clock, Database, DbError, Progress, WatchedTable};
 use crate::delivery::{Failure, Sender};
 use crate::subscription::Subscription;
 use crate::window::{self, Cursor, Plan, Window};
 
-/// How processing a subscription ended.
+/// How a window ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Every batch got 200 and `DateTimeStart` moved to `stop`.
     Delivered { rows: usize, batches: usize },
-    /// Every batch got 200, but `DateTimeStart` changed under us (an
-    /// operator edit); it was left as the operator set it.
+    /// The subscription row changed under us (an operator moved
+    /// `DateTimeStart`); the window stopped and the operator's value stands.
     Superseded { rows: usize, batches: usize },
-    /// The window is empty by construction (same second, or the server's
-    /// clock is behind `DateTimeStart`); nothing was read or written.
-    Waiting { clock_behind: bool },
-    /// A batch was not accepted; `DateTimeStart` is unchanged.
+    /// Nothing can be read safely yet (same second, or an open transaction
+    /// holds `stop` back); nothing was read or written.
+    Waiting,
+    /// A batch was not accepted; `DateTimeStart` is unchanged and the next
+    /// attempt resumes after the last acknowledged batch.
     Failed {
         failure: Failure,
         rows_delivered: usize,
     },
-    /// Shutdown began mid-window; `DateTimeStart` is unchanged.
+    /// Shutdown began, or the subscription was deleted or expired,
+    /// mid-window; `DateTimeStart` is unchanged.
     Abandoned,
 }
 
@@ -51,125 +60,267 @@ pub struct Context {
     pub shutdown: CancellationToken,
 }
 
-/// Processes one due subscription whose row was read at server time `now`.
-pub async fn process(
-    ctx: &Context,
-    subscription: &Subscription,
-    table: &WatchedTable,
-    now: NaiveDateTime,
-) -> Result<Outcome, DbError> {
-    let window = match window::plan(subscription.start, now, ctx.settings.max_lookback) {
-        Plan::Wait { clock_behind } => return Ok(Outcome::Waiting { clock_behind }),
-        Plan::Read { window, skipped } => {
-            if let Some(skipped) = skipped {
-                warn_skipped(ctx, subscription, table, skipped).await?;
-            }
-            window
-        }
-    };
-    let mut sent = Progress::default();
-    let mut after: Option<Cursor> = None;
-    loop {
-        if ctx.shutdown.is_cancelled() {
-            return Ok(Outcome::Abandoned);
-        }
-        let page = ctx
-            .db
-            .fetch_page(table, window, after, ctx.settings.batch_size)
-            .await?;
-        let Some(last) = page.last else { break };
-        let rows = page.rows.len();
-        let body = serde_json::to_vec(&page.rows).unwrap_or_else(|_| b"[]".to_vec());
-        let started = Instant::now();
-        let result = tokio::select! {
-            result = ctx.sender.send(subscription, &table.watch_name, body) => result,
-            () = ctx.shutdown.cancelled() => return Ok(Outcome::Abandoned),
-        };
-        let elapsed_ms = elapsed_ms(started.elapsed());
-        if let Err(failure) = result {
-            tracing::warn!(
-                subscription = %subscription.id, table = %table.watch_name, rows,
-                status = %failure, class = failure.class(), elapsed_ms,
-                first_key = page.first.map(|c| c.key), "Batch not delivered; will retry."
-            );
-            return Ok(Outcome::Failed {
-                failure,
-                rows_delivered: sent.rows,
-            });
-        }
-        tracing::info!(
-            subscription = %subscription.id, table = %table.watch_name, rows, status = 200,
-            elapsed_ms, first_key = page.first.map(|c| c.key), last_key = last.key,
-            "Batch delivered."
-        );
-        sent.add(rows);
-        if rows < ctx.settings.batch_size as usize {
-            break;
-        }
-        after = Some(last);
-    }
-    advance(ctx, subscription, window, sent).await
-}
+/// How far below the server's clock a window restarts after the clock went
+/// back, beyond the subscription's own polling interval: rows stamped since
+/// the step are at most this old when the next tick sees it.
+const REWIND_MARGIN: Duration = Duration::from_secs(60);
 
-async fn advance(
-    ctx: &Context,
-    subscription: &Subscription,
+/// One window in progress.
+struct Run<'a> {
+    ctx: &'a Context,
+    subscription: &'a Subscription,
+    table: &'a WatchedTable,
+    /// `DateTimeStart` as an instant.
+    start: NaiveDateTime,
     window: Window,
-    sent: Progress,
-) -> Result<Outcome, DbError> {
-    let moved = ctx
-        .db
-        .advance_watermark(subscription.id, &subscription.start_raw, window.stop)
-        .await?;
-    if moved {
-        Ok(Outcome::Delivered {
-            rows: sent.rows,
-            batches: sent.batches,
-        })
-    } else {
-        tracing::info!(
-            subscription = %subscription.id, read = %subscription.start_raw,
-            "DateTimeStart was changed by someone else during the window; leaving it as they set it."
-        );
-        Ok(Outcome::Superseded {
-            rows: sent.rows,
-            batches: sent.batches,
-        })
-    }
-}
-
-/// The look-back cap never drops data silently: say how much it cut.
-async fn warn_skipped(
-    ctx: &Context,
-    subscription: &Subscription,
-    table: &WatchedTable,
-    skipped: Window,
-) -> Result<(), DbError> {
-    let rows = ctx.db.count_rows(table, skipped).await?;
-    let span = (skipped.stop - skipped.start).to_std().unwrap_or_default();
-    tracing::warn!(
-        subscription = %subscription.id, table = %table.watch_name, rows_skipped = rows,
-        skipped_from = %skipped.start, skipped_to = %skipped.stop,
-        skipped = %humantime::format_duration(span),
-        "DateTimeStart is older than --max-lookback; changes before the cut are not sent \
-         (set --max-lookback 0 to send everything)."
-    );
-    Ok(())
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct Progress {
+    after: Option<Cursor>,
     rows: usize,
     batches: usize,
 }
 
-impl Progress {
-    fn add(&mut self, rows: usize) {
-        self.rows += rows;
-        self.batches += 1;
+/// Processes one due subscription. `clock` is when its row was read, `stop`
+/// the safe end for new windows, `progress` rowhook's record for it.
+pub async fn process(
+    ctx: &Context,
+    subscription: &Subscription,
+    table: &WatchedTable,
+    clock: Clock,
+    stop: NaiveDateTime,
+    progress: Option<&Progress>,
+) -> Result<Outcome, DbError> {
+    let (start, resume) = position(ctx, subscription, progress).await?;
+    let (window, after) = match resume {
+        Some((window_stop, cursor)) => {
+            tracing::info!(
+                subscription = %subscription.id, table = %table.watch_name, after_key = cursor.key,
+                "Resuming a partly delivered window after its last acknowledged batch."
+            );
+            (
+                Window {
+                    start,
+                    stop: window_stop,
+                },
+                Some(cursor),
+            )
+        }
+        None => match plan(ctx, subscription, table, start, clock, stop).await? {
+            Some(window) => (window, None),
+            None => return Ok(Outcome::Waiting),
+        },
+    };
+    let mut run = Run {
+        ctx,
+        subscription,
+        table,
+        start,
+        window,
+        after,
+        rows: 0,
+        batches: 0,
+    };
+    run.deliver().await
+}
+
+/// Where the subscription stands: (`DateTimeStart` as an instant, the
+/// partly delivered window to resume, if any).
+async fn position(
+    ctx: &Context,
+    subscription: &Subscription,
+    progress: Option<&Progress>,
+) -> Result<(NaiveDateTime, Option<(NaiveDateTime, Cursor)>), DbError> {
+    match progress {
+        Some(p) if p.date_time_start == subscription.start_raw => Ok((p.watermark, p.window)),
+        other => {
+            if let Some(p) = other {
+                tracing::info!(
+                    subscription = %subscription.id, was = %p.date_time_start,
+                    now = %subscription.start_raw,
+                    "DateTimeStart was changed outside rowhook; continuing from the new value."
+                );
+            }
+            Ok((
+                ctx.db.local_to_instant(&subscription.start_raw).await?,
+                None,
+            ))
+        }
     }
 }
 
-fn elapsed_ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+/// Plans a new window, logging what the plan had to cut or rewind.
+async fn plan(
+    ctx: &Context,
+    subscription: &Subscription,
+    table: &WatchedTable,
+    start: NaiveDateTime,
+    clock: Clock,
+    stop: NaiveDateTime,
+) -> Result<Option<Window>, DbError> {
+    let rewind = subscription.polling + REWIND_MARGIN;
+    let plan = window::plan(
+        start,
+        clock.instant,
+        stop,
+        ctx.settings.max_lookback,
+        rewind,
+    );
+    let Plan::Read {
+        window,
+        skipped,
+        clock_stepped_back,
+    } = plan
+    else {
+        return Ok(None);
+    };
+    if let Some(skipped) = skipped {
+        let rows = ctx.db.count_rows(table, skipped).await?;
+        let span = (skipped.stop - skipped.start).to_std().unwrap_or_default();
+        tracing::warn!(
+            subscription = %subscription.id, table = %table.watch_name, rows_skipped = rows,
+            skipped = %humantime::format_duration(span),
+            "DateTimeStart is older than --max-lookback; changes before the cut are not sent \
+             (set --max-lookback 0 to send everything)."
+        );
+    }
+    if let Some(stepped) = clock_stepped_back {
+        tracing::warn!(
+            subscription = %subscription.id, table = %table.watch_name,
+            behind = %humantime::format_duration(stepped),
+            "The server's clock is behind DateTimeStart (it was stepped back); re-reading from \
+             just before now so rows stamped since are not lost."
+        );
+    }
+    Ok(Some(window))
+}
+
+impl Run<'_> {
+    async fn deliver(&mut self) -> Result<Outcome, DbError> {
+        let batch_size = self.ctx.settings.batch_size;
+        loop {
+            if self.ctx.shutdown.is_cancelled() {
+                return Ok(Outcome::Abandoned);
+            }
+            if self.batches > 0 {
+                if let Some(outcome) = self.row_changed().await? {
+                    return Ok(outcome);
+                }
+            }
+            let page = self
+                .ctx
+                .db
+                .fetch_page(self.table, self.window, self.after, batch_size)
+                .await?;
+            let Some(last) = page.last else { break };
+            let rows = page.rows.len();
+            if let Err(outcome) = self.send(page).await {
+                return Ok(outcome);
+            }
+            self.rows += rows;
+            self.batches += 1;
+            self.after = Some(last);
+            if rows < batch_size as usize {
+                break;
+            }
+            self.remember(Some((self.window.stop, last))).await?;
+        }
+        self.advance().await
+    }
+
+    /// POSTs one page; `Err` carries the outcome that ends the window.
+    async fn send(&self, page: crate::db::Page) -> Result<(), Outcome> {
+        let (subscription, table) = (self.subscription, self.table);
+        let rows = page.rows.len();
+        let body = serde_json::to_vec(&page.rows).unwrap_or_else(|_| b"[]".to_vec());
+        let started = Instant::now();
+        let result = tokio::select! {
+            result = self.ctx.sender.send(subscription, &table.watch_name, body) => result,
+            () = self.ctx.shutdown.cancelled() => return Err(Outcome::Abandoned),
+        };
+        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let (first_key, last_key) = (page.first.map(|c| c.key), page.last.map(|c| c.key));
+        match result {
+            Ok(()) => {
+                tracing::info!(
+                    subscription = %subscription.id, table = %table.watch_name, rows,
+                    status = 200, elapsed_ms, first_key, last_key, "Batch delivered."
+                );
+                Ok(())
+            }
+            Err(failure) => {
+                tracing::warn!(
+                    subscription = %subscription.id, table = %table.watch_name, rows,
+                    status = %failure, class = failure.class(), elapsed_ms, first_key,
+                    "Batch not delivered; will retry."
+                );
+                Err(Outcome::Failed {
+                    failure,
+                    rows_delivered: self.rows,
+                })
+            }
+        }
+    }
+
+    /// Reads the subscription row again; `Some` ends the window.
+    async fn row_changed(&self) -> Result<Option<Outcome>, DbError> {
+        let id = self.subscription.id;
+        let (rows, batches) = (self.rows, self.batches);
+        Ok(match self.ctx.db.recheck(id).await? {
+            None => {
+                tracing::info!(subscription = %id, "Subscription deleted mid-window; stopping.");
+                Some(Outcome::Abandoned)
+            }
+            Some((_, true)) => {
+                tracing::info!(subscription = %id, "Subscription expired mid-window; stopping.");
+                Some(Outcome::Abandoned)
+            }
+            Some((start, false)) if start != self.subscription.start_raw => {
+                tracing::info!(subscription = %id, was = %self.subscription.start_raw, now = %start,
+                    "DateTimeStart was changed mid-window; following the new value.");
+                Some(Outcome::Superseded { rows, batches })
+            }
+            Some(_) => None,
+        })
+    }
+
+    /// Records the position: `DateTimeStart` as read, its instant, and the
+    /// window in progress (or none).
+    async fn remember(&self, window: Option<(NaiveDateTime, Cursor)>) -> Result<(), DbError> {
+        let progress = Progress {
+            date_time_start: self.subscription.start_raw.clone(),
+            watermark: self.start,
+            window,
+        };
+        self.ctx
+            .db
+            .save_progress(self.subscription.id, &progress)
+            .await
+    }
+
+    /// The window is complete: move `DateTimeStart` to `stop`, unless
+    /// someone else moved it first.
+    async fn advance(&self) -> Result<Outcome, DbError> {
+        let (db, id) = (&self.ctx.db, self.subscription.id);
+        let stop_local = db.instant_to_local(self.window.stop).await?;
+        let read = &self.subscription.start_raw;
+        // In a repeated DST hour the new local text can equal the old one;
+        // then only the progress record moves.
+        let moved = stop_local == *read || db.advance_watermark(id, read, &stop_local).await?;
+        if !moved {
+            tracing::info!(subscription = %id, read = %read,
+                "DateTimeStart was changed by someone else during the window; leaving it as they set it.");
+            return Ok(Outcome::Superseded {
+                rows: self.rows,
+                batches: self.batches,
+            });
+        }
+        let progress = Progress {
+            date_time_start: stop_local,
+            watermark: self.window.stop,
+            window: None,
+        };
+        db.save_progress(id, &progress).await?;
+        Ok(Outcome::Delivered {
+            rows: self.rows,
+            batches: self.batches,
+        })
+    }
 }

@@ -10,7 +10,7 @@
 //! failed are started after the others, as Open Dental does.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ use chrono::NaiveDateTime;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
-use crate::db::{DbError, WatchedTable};
+use crate::db::{Clock, DbError, OpenWrites, Progress, WatchedTable};
 use crate::processor::{self, Context, Outcome};
 use crate::subscription::{Parsed, Subscription, SubscriptionId, SubscriptionRow};
 
@@ -72,6 +72,13 @@ pub async fn run(ctx: Context, once: bool) -> Summary {
     scheduler.summary()
 }
 
+/// The server's clock at the tick, and the safe end of its windows.
+#[derive(Debug, Clone, Copy)]
+struct Times {
+    clock: Clock,
+    stop: NaiveDateTime,
+}
+
 struct Scheduler {
     ctx: Context,
     permits: Semaphore,
@@ -81,6 +88,7 @@ struct Scheduler {
     tables: Mutex<HashMap<String, (WatchedTable, Instant)>>,
     processed: AtomicUsize,
     failed: AtomicUsize,
+    trx_warned: AtomicBool,
 }
 
 /// Locks a mutex, recovering the data if a panicking task poisoned it (the
@@ -100,6 +108,7 @@ impl Scheduler {
             tables: Mutex::default(),
             processed: AtomicUsize::new(0),
             failed: AtomicUsize::new(0),
+            trx_warned: AtomicBool::new(false),
         }
     }
 
@@ -111,20 +120,57 @@ impl Scheduler {
     }
 
     async fn tick(self: &Arc<Self>, tracker: &TaskTracker) -> Result<(), DbError> {
-        let (now, rows) = self.ctx.db.load_subscriptions().await?;
-        self.forget_deleted(&rows);
+        let snapshot = self.ctx.db.snapshot().await?;
+        let rows = &snapshot.subscriptions;
+        self.forget_deleted(rows);
+        let now = snapshot.clock.local;
         let mut due: Vec<Subscription> =
             rows.iter().filter_map(|row| self.admit(row, now)).collect();
+        if due.is_empty() {
+            return Ok(());
+        }
         {
             let failed = lock(&self.failed_last);
             due.sort_by_key(|s| failed.contains(&s.id));
         }
+        let times = Times {
+            clock: snapshot.clock,
+            stop: self.safe_stop(snapshot.clock.instant).await?,
+        };
         for subscription in due {
             lock(&self.in_flight).insert(subscription.id);
+            let progress = snapshot.progress.get(&subscription.id).cloned();
             let this = Arc::clone(self);
-            tracker.spawn(async move { this.process(subscription, now).await });
+            tracker.spawn(async move { this.process(subscription, times, progress).await });
         }
         Ok(())
+    }
+
+    /// The end of this tick's windows: `now` less the safety lag, and before
+    /// the oldest transaction that has written rows it has not committed
+    /// (their stamps are older than their commit). When the server will not
+    /// show its transactions, a longer lag stands in.
+    /// `now` and the result are instants (the time base stamps compare in).
+    async fn safe_stop(&self, now: NaiveDateTime) -> Result<NaiveDateTime, DbError> {
+        let lag = |d: Duration| now - chrono::Duration::from_std(d).unwrap_or_default();
+        let settings = &self.ctx.settings;
+        let stop = lag(settings.safety_lag);
+        Ok(match self.ctx.db.open_writes().await? {
+            OpenWrites::None => stop,
+            // The transaction's first statement may have read the clock up to
+            // a second before the transaction was registered.
+            OpenWrites::Since(started) => stop.min(started - chrono::Duration::seconds(1)),
+            OpenWrites::Unknown => {
+                if !self.trx_warned.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        fallback_lag = %humantime::format_duration(settings.fallback_lag),
+                        "Cannot see open transactions (grant PROCESS to rowhook's database \
+                         user); windows end --fallback-lag behind the clock instead."
+                    );
+                }
+                stop.min(lag(settings.fallback_lag))
+            }
+        })
     }
 
     /// Parses a row and decides whether it runs now. Says once why not,
@@ -159,15 +205,21 @@ impl Scheduler {
         (subscription.is_due(now) && !busy).then_some(subscription)
     }
 
-    async fn process(&self, subscription: Subscription, now: NaiveDateTime) {
+    async fn process(&self, subscription: Subscription, times: Times, progress: Option<Progress>) {
         let id = subscription.id;
         if let Ok(_permit) = self.permits.acquire().await {
-            self.process_permitted(&subscription, now).await;
+            self.process_permitted(&subscription, times, progress.as_ref())
+                .await;
         }
         lock(&self.in_flight).remove(&id);
     }
 
-    async fn process_permitted(&self, subscription: &Subscription, now: NaiveDateTime) {
+    async fn process_permitted(
+        &self,
+        subscription: &Subscription,
+        times: Times,
+        progress: Option<&Progress>,
+    ) {
         let id = subscription.id;
         let table = match self.table(subscription).await {
             Ok(table) => table,
@@ -184,7 +236,16 @@ impl Scheduler {
         };
         lock(&self.notices).remove(&id);
         self.processed.fetch_add(1, Ordering::Relaxed);
-        match processor::process(&self.ctx, subscription, &table, now).await {
+        match processor::process(
+            &self.ctx,
+            subscription,
+            &table,
+            times.clock,
+            times.stop,
+            progress,
+        )
+        .await
+        {
             Ok(outcome) => self.record(id, &table, outcome),
             Err(error) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
@@ -206,10 +267,6 @@ impl Scheduler {
         match outcome {
             Outcome::Delivered { rows, batches } if rows > 0 => {
                 tracing::debug!(subscription = %id, table = %table.watch_name, rows, batches, "Window delivered.");
-            }
-            Outcome::Waiting { clock_behind: true } => {
-                tracing::warn!(subscription = %id,
-                    "The server's clock is behind DateTimeStart; waiting for it to catch up.");
             }
             _ => {}
         }

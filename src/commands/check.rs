@@ -3,15 +3,16 @@
 
 use chrono::NaiveDateTime;
 
-use crate::cli::AgentArgs;
+use crate::cli::{AgentArgs, DbArgs};
 use crate::db::Database;
 use crate::subscription::{Parsed, SubscriptionRow};
 
 /// Prints one line per subscription; returns how many are wrong.
-pub async fn run(database_url: Option<&str>, args: &AgentArgs) -> anyhow::Result<usize> {
+pub async fn run(db_args: &DbArgs, args: &AgentArgs) -> anyhow::Result<usize> {
     let settings = args.settings();
-    let db = super::connect(database_url, 2).await?;
-    let (now, rows) = db.load_subscriptions().await?;
+    let db = super::connect(db_args, 2).await?;
+    let snapshot = db.snapshot().await?;
+    let (now, rows) = (snapshot.clock.local, snapshot.subscriptions);
     println!(
         "workstation {:?}, server time {now}, {} subscription(s)",
         settings.workstation,

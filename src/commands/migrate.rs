@@ -2,8 +2,8 @@
 //! Dental's that already exists.
 
 /// Applies pending migrations and prints what it did.
-pub async fn run(database_url: Option<&str>) -> anyhow::Result<()> {
-    let db = super::connect(database_url, 1).await?;
+pub async fn run(db_args: &crate::cli::DbArgs) -> anyhow::Result<()> {
+    let db = super::connect(db_args, 1).await?;
     let applied = db.migrate().await?;
     if applied.is_empty() {
         println!("Database is up to date.");

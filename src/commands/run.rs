@@ -2,18 +2,19 @@
 
 use anyhow::Context as _;
 
-use crate::cli::RunArgs;
+use crate::cli::{DbArgs, RunArgs};
 use crate::delivery::Sender;
 use crate::processor::Context;
 use crate::scheduler::{self, Summary};
 
 /// Runs until SIGTERM/SIGINT, or one pass with `--once`.
-pub async fn run(database_url: Option<&str>, args: &RunArgs) -> anyhow::Result<Summary> {
+pub async fn run(db_args: &DbArgs, args: &RunArgs) -> anyhow::Result<Summary> {
     let settings = args.agent.settings();
     let pool_size = u32::try_from(settings.concurrency)
         .unwrap_or(u32::MAX)
         .saturating_add(2);
-    let db = super::connect(database_url, pool_size).await?;
+    let db = super::connect(db_args, pool_size).await?;
+    db.check_migrated().await?;
     let sender = Sender::new(&settings.workstation, settings.request_timeout)
         .context("cannot set up HTTP delivery")?;
     let shutdown = crate::shutdown::on_signals().context("cannot listen for signals")?;

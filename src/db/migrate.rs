@@ -11,17 +11,62 @@ use super::DbError;
 
 /// (version, name, SQL) for each backend, in order. Never edit an applied
 /// migration: add a new one.
-const MYSQL: &[(i64, &str, &str)] = &[(
-    1,
-    "apisubscription",
-    include_str!("../../migrations/mysql/0001_apisubscription.sql"),
-)];
+const MYSQL: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "apisubscription",
+        include_str!("../../migrations/mysql/0001_apisubscription.sql"),
+    ),
+    (
+        2,
+        "rowhook_progress",
+        include_str!("../../migrations/mysql/0002_rowhook_progress.sql"),
+    ),
+];
 
-const SQLITE: &[(i64, &str, &str)] = &[(
-    1,
-    "apisubscription",
-    include_str!("../../migrations/sqlite/0001_apisubscription.sql"),
-)];
+const SQLITE: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "apisubscription",
+        include_str!("../../migrations/sqlite/0001_apisubscription.sql"),
+    ),
+    (
+        2,
+        "rowhook_progress",
+        include_str!("../../migrations/sqlite/0002_rowhook_progress.sql"),
+    ),
+];
+
+/// Names of the migrations this binary knows that `done` lacks.
+fn pending(all: &[(i64, &str, &str)], done: &[i64]) -> Vec<String> {
+    all.iter()
+        .filter(|(v, ..)| !done.contains(v))
+        .map(|(v, name, _)| format!("{v:04}_{name}"))
+        .collect()
+}
+
+/// Applied versions, or none when `rowhook_migrations` does not exist yet.
+async fn applied_mysql(pool: &MySqlPool) -> Vec<i64> {
+    sqlx::query_scalar("SELECT version FROM rowhook_migrations")
+        .fetch_all(pool)
+        .await
+        .unwrap_or_default()
+}
+
+async fn applied_sqlite(pool: &SqlitePool) -> Vec<i64> {
+    sqlx::query_scalar("SELECT version FROM rowhook_migrations")
+        .fetch_all(pool)
+        .await
+        .unwrap_or_default()
+}
+
+pub(super) async fn pending_mysql(pool: &MySqlPool) -> Result<Vec<String>, DbError> {
+    Ok(pending(MYSQL, &applied_mysql(pool).await))
+}
+
+pub(super) async fn pending_sqlite(pool: &SqlitePool) -> Result<Vec<String>, DbError> {
+    Ok(pending(SQLITE, &applied_sqlite(pool).await))
+}
 
 pub(super) async fn mysql(pool: &MySqlPool) -> Result<Vec<String>, DbError> {
     sqlx::raw_sql(

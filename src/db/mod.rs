@@ -17,7 +17,9 @@ mod migrate;
 mod mysql;
 mod sqlite;
 
+use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
@@ -47,15 +49,68 @@ pub enum DbError {
     NoIntegerKey(String),
     #[error("the server's time {0:?} is not a date and time")]
     BadServerTime(String),
+    #[error("time zone {0:?} is unknown to the server (load its time zone tables: mariadb-tzinfo-to-sql /usr/share/zoneinfo | mariadb mysql)")]
+    UnknownZone(String),
+    #[error("rowhook's tables are not up to date (pending: {0}); run `rowhook migrate`")]
+    NotMigrated(String),
     #[error("{0}")]
     Sql(#[from] sqlx::Error),
+}
+
+/// What the server says about transactions that may still commit rows with
+/// an earlier change stamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenWrites {
+    /// No transaction that has written, or is writing, is open.
+    None,
+    /// The oldest such transaction started at this server time.
+    Since(NaiveDateTime),
+    /// The server will not say (no `PROCESS` privilege), or the backend
+    /// cannot (SQLite connections of other processes).
+    Unknown,
 }
 
 /// A connection pool to one of the supported backends.
 #[derive(Debug, Clone)]
 pub enum Database {
-    MySql(MySqlPool),
+    /// Sessions run in UTC so change stamps (`TIMESTAMP`) compare as
+    /// instants; `zone` is the time zone Open Dental's own datetimes
+    /// (`DateTimeStart`, `DateTimeStop`) and the JSON are in.
+    MySql { pool: MySqlPool, zone: Arc<str> },
+    /// SQLite has no time zones: stamps and `DateTimeStart` are both local
+    /// text, and instants are local times.
     Sqlite(SqlitePool),
+}
+
+/// The server's clock at one moment, in both time bases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clock {
+    /// Open Dental's local time: compared with `DateTimeStart`/`DateTimeStop`.
+    pub local: NaiveDateTime,
+    /// The time base change stamps compare in (UTC on MySQL).
+    pub instant: NaiveDateTime,
+}
+
+/// rowhook's own record of a subscription's position (`rowhook_progress`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// The `DateTimeStart` text this record belongs to. When the row holds
+    /// another value, an operator moved it and the record is stale.
+    pub date_time_start: String,
+    /// That `DateTimeStart` as an instant, exact even in a repeated DST hour.
+    pub watermark: NaiveDateTime,
+    /// Set while a window is partly delivered: its `stop`, and the last
+    /// acknowledged (stamp, key).
+    pub window: Option<(NaiveDateTime, Cursor)>,
+}
+
+/// Everything a tick reads: the clock, every subscription row, and
+/// rowhook's progress for each.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub clock: Clock,
+    pub subscriptions: Vec<SubscriptionRow>,
+    pub progress: HashMap<SubscriptionId, Progress>,
 }
 
 /// A column of a watched table, as the schema declares it.
@@ -63,6 +118,8 @@ pub enum Database {
 pub struct Column {
     pub name: String,
     pub kind: ColumnKind,
+    /// A MySQL `TIMESTAMP`: read in UTC, rendered in the local zone.
+    pub zoned: bool,
 }
 
 /// A [`WatchTarget`] checked against the schema: the table exists, and its
@@ -101,22 +158,40 @@ impl Page {
 }
 
 impl Database {
-    /// Connects to `url` (`mysql://`, `mariadb://`, `sqlite://`). A SQLite
-    /// file is created when missing.
+    /// Connects to `url` (`mysql://`, `mariadb://`, `sqlite://`). Open
+    /// Dental's times are taken to be in the server's default time zone.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, DbError> {
+        Self::connect_in_zone(url, max_connections, None).await
+    }
+
+    /// Like [`Database::connect`], with Open Dental's times in `time_zone`
+    /// (a name such as `America/New_York`, an offset, or `None` for the
+    /// server's `@@global.time_zone`). A SQLite file is created when missing.
+    pub async fn connect_in_zone(
+        url: &str,
+        max_connections: u32,
+        time_zone: Option<&str>,
+    ) -> Result<Self, DbError> {
         let timeout = Duration::from_secs(10);
         let mysql_url = match url.strip_prefix("mariadb://") {
             Some(rest) => Some(format!("mysql://{rest}")),
             None => url.starts_with("mysql://").then(|| url.to_owned()),
         };
         if let Some(mysql_url) = mysql_url {
-            let options = MySqlConnectOptions::from_str(&mysql_url)?;
+            // UTC sessions (sqlx's default, said aloud): stamps compare as
+            // instants, never as ambiguous local times.
+            let options =
+                MySqlConnectOptions::from_str(&mysql_url)?.timezone(Some("+00:00".to_owned()));
             let pool = MySqlPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(timeout)
                 .connect_with(options)
                 .await?;
-            return Ok(Self::MySql(pool));
+            let zone = mysql::zone(&pool, time_zone).await?;
+            return Ok(Self::MySql {
+                pool,
+                zone: zone.into(),
+            });
         }
         if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?
@@ -138,40 +213,85 @@ impl Database {
     /// rowhook's own tables. Never alters an existing Open Dental table.
     pub async fn migrate(&self) -> Result<Vec<String>, DbError> {
         match self {
-            Self::MySql(pool) => migrate::mysql(pool).await,
+            Self::MySql { pool, .. } => migrate::mysql(pool).await,
             Self::Sqlite(pool) => migrate::sqlite(pool).await,
         }
     }
 
-    /// The server's current local time, truncated to the second.
-    pub async fn now(&self) -> Result<NaiveDateTime, DbError> {
-        match self {
-            Self::MySql(pool) => mysql::now(pool).await,
-            Self::Sqlite(pool) => sqlite::now(pool).await,
+    /// Fails with [`DbError::NotMigrated`] unless every migration this
+    /// binary knows has been applied.
+    pub async fn check_migrated(&self) -> Result<(), DbError> {
+        let pending = match self {
+            Self::MySql { pool, .. } => migrate::pending_mysql(pool).await?,
+            Self::Sqlite(pool) => migrate::pending_sqlite(pool).await?,
+        };
+        match pending.is_empty() {
+            true => Ok(()),
+            false => Err(DbError::NotMigrated(pending.join(", "))),
         }
     }
 
-    /// Every `apisubscription` row, and the server's time at the moment they
-    /// were read (one statement on MySQL).
-    pub async fn load_subscriptions(
-        &self,
-    ) -> Result<(NaiveDateTime, Vec<SubscriptionRow>), DbError> {
+    /// The server's clock now.
+    pub async fn clock(&self) -> Result<Clock, DbError> {
         match self {
-            Self::MySql(pool) => mysql::load_subscriptions(pool).await,
-            Self::Sqlite(pool) => sqlite::load_subscriptions(pool).await,
+            Self::MySql { pool, zone } => mysql::clock(pool, zone).await,
+            Self::Sqlite(pool) => sqlite::clock(pool).await,
+        }
+    }
+
+    /// The server's local time now (Open Dental's `NOW()`).
+    pub async fn now(&self) -> Result<NaiveDateTime, DbError> {
+        Ok(self.clock().await?.local)
+    }
+
+    /// The oldest open transaction that has written (or is running a
+    /// statement), so a window's `stop` can stay before anything it may
+    /// still commit. See [`OpenWrites`].
+    pub async fn open_writes(&self) -> Result<OpenWrites, DbError> {
+        match self {
+            Self::MySql { pool, .. } => mysql::open_writes(pool).await,
+            // SQLite allows one writer at a time and rowhook cannot see other
+            // processes' transactions; the safety lag is the only guard.
+            Self::Sqlite(_) => Ok(OpenWrites::None),
+        }
+    }
+
+    /// Every `apisubscription` row with rowhook's progress for it, and the
+    /// server's clock when they were read (one statement on MySQL).
+    pub async fn snapshot(&self) -> Result<Snapshot, DbError> {
+        match self {
+            Self::MySql { pool, zone } => mysql::snapshot(pool, zone).await,
+            Self::Sqlite(pool) => sqlite::snapshot(pool).await,
+        }
+    }
+
+    /// A `DateTimeStart` text as an instant. In a repeated DST hour the
+    /// earlier reading is taken: rows may be sent twice, never skipped.
+    pub async fn local_to_instant(&self, local: &str) -> Result<NaiveDateTime, DbError> {
+        match self {
+            Self::MySql { pool, zone } => mysql::local_to_instant(pool, zone, local).await,
+            Self::Sqlite(_) => parse_server_time(local),
+        }
+    }
+
+    /// An instant as the `DateTimeStart` text Open Dental would write.
+    pub async fn instant_to_local(&self, instant: NaiveDateTime) -> Result<String, DbError> {
+        match self {
+            Self::MySql { pool, zone } => mysql::instant_to_local(pool, zone, instant).await,
+            Self::Sqlite(_) => Ok(format_time(instant)),
         }
     }
 
     /// Checks a [`WatchTarget`] against the schema.
     pub async fn resolve(&self, target: &WatchTarget) -> Result<WatchedTable, DbError> {
         match self {
-            Self::MySql(pool) => mysql::resolve(pool, target).await,
+            Self::MySql { pool, .. } => mysql::resolve(pool, target).await,
             Self::Sqlite(pool) => sqlite::resolve(pool, target).await,
         }
     }
 
-    /// Up to `limit` rows of `window`, strictly after `after`, in (stamp,
-    /// key) order.
+    /// Up to `limit` rows of `window` (instants), strictly after `after`, in
+    /// (stamp, key) order.
     pub async fn fetch_page(
         &self,
         table: &WatchedTable,
@@ -180,7 +300,9 @@ impl Database {
         limit: u32,
     ) -> Result<Page, DbError> {
         match self {
-            Self::MySql(pool) => mysql::fetch_page(pool, table, window, after, limit).await,
+            Self::MySql { pool, zone } => {
+                mysql::fetch_page(pool, zone, table, window, after, limit).await
+            }
             Self::Sqlite(pool) => sqlite::fetch_page(pool, table, window, after, limit).await,
         }
     }
@@ -189,8 +311,18 @@ impl Database {
     /// cap skipped).
     pub async fn count_rows(&self, table: &WatchedTable, window: Window) -> Result<u64, DbError> {
         match self {
-            Self::MySql(pool) => mysql::count_rows(pool, table, window).await,
+            Self::MySql { pool, .. } => mysql::count_rows(pool, table, window).await,
             Self::Sqlite(pool) => sqlite::count_rows(pool, table, window).await,
+        }
+    }
+
+    /// `DateTimeStart` of subscription `id` as stored now, and whether
+    /// `DateTimeStop` has passed; `None` when the row was deleted. Read
+    /// between batches so an operator's edit stops a window at once.
+    pub async fn recheck(&self, id: SubscriptionId) -> Result<Option<(String, bool)>, DbError> {
+        match self {
+            Self::MySql { pool, zone } => mysql::recheck(pool, zone, id).await,
+            Self::Sqlite(pool) => sqlite::recheck(pool, id).await,
         }
     }
 
@@ -201,31 +333,113 @@ impl Database {
         &self,
         id: SubscriptionId,
         expected: &str,
-        stop: NaiveDateTime,
+        stop: &str,
     ) -> Result<bool, DbError> {
-        let stop = stop.format(crate::DATETIME_FORMAT).to_string();
         let sql = "UPDATE apisubscription SET DateTimeStart = ? \
                    WHERE ApiSubscriptionNum = ? AND DateTimeStart = ?";
         let done = match self {
-            Self::MySql(pool) => {
-                let q = sqlx::query(sql).bind(&stop).bind(id.0).bind(expected);
+            Self::MySql { pool, .. } => {
+                let q = sqlx::query(sql).bind(stop).bind(id.0).bind(expected);
                 q.execute(pool).await?.rows_affected()
             }
             Self::Sqlite(pool) => {
-                let q = sqlx::query(sql).bind(&stop).bind(id.0).bind(expected);
+                let q = sqlx::query(sql).bind(stop).bind(id.0).bind(expected);
                 q.execute(pool).await?.rows_affected()
             }
         };
         Ok(done == 1)
     }
 
+    /// Records rowhook's position for `id` (`rowhook_progress`).
+    pub async fn save_progress(&self, id: SubscriptionId, p: &Progress) -> Result<(), DbError> {
+        let (stop, stamp, key) = match p.window {
+            Some((stop, c)) => (
+                Some(format_time(stop)),
+                Some(format_time(c.stamp)),
+                Some(c.key),
+            ),
+            None => (None, None, None),
+        };
+        let sql = match self {
+            Self::MySql { .. } => {
+                "INSERT INTO rowhook_progress (subscription_num, date_time_start, watermark, \
+                 window_stop, cursor_stamp, cursor_key) VALUES (?, ?, ?, ?, ?, ?) \
+                 ON DUPLICATE KEY UPDATE date_time_start = VALUES(date_time_start), \
+                 watermark = VALUES(watermark), window_stop = VALUES(window_stop), \
+                 cursor_stamp = VALUES(cursor_stamp), cursor_key = VALUES(cursor_key)"
+            }
+            Self::Sqlite(_) => {
+                "INSERT INTO rowhook_progress (subscription_num, date_time_start, watermark, \
+                 window_stop, cursor_stamp, cursor_key) VALUES (?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (subscription_num) DO UPDATE SET \
+                 date_time_start = excluded.date_time_start, watermark = excluded.watermark, \
+                 window_stop = excluded.window_stop, cursor_stamp = excluded.cursor_stamp, \
+                 cursor_key = excluded.cursor_key"
+            }
+        };
+        let watermark = format_time(p.watermark);
+        match self {
+            Self::MySql { pool, .. } => {
+                sqlx::query(sql)
+                    .bind(id.0)
+                    .bind(&p.date_time_start)
+                    .bind(watermark)
+                    .bind(stop)
+                    .bind(stamp)
+                    .bind(key)
+                    .execute(pool)
+                    .await?;
+            }
+            Self::Sqlite(pool) => {
+                sqlx::query(sql)
+                    .bind(id.0)
+                    .bind(&p.date_time_start)
+                    .bind(watermark)
+                    .bind(stop)
+                    .bind(stamp)
+                    .bind(key)
+                    .execute(pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
         match self {
-            Self::MySql(pool) => pool.close().await,
+            Self::MySql { pool, .. } => pool.close().await,
             Self::Sqlite(pool) => pool.close().await,
         }
     }
+}
+
+/// Builds a [`Progress`] from the columns of `rowhook_progress` as text.
+fn progress_from(
+    date_time_start: Option<String>,
+    watermark: Option<String>,
+    window_stop: Option<String>,
+    cursor_stamp: Option<String>,
+    cursor_key: Option<i64>,
+) -> Result<Option<Progress>, DbError> {
+    let (Some(date_time_start), Some(watermark)) = (date_time_start, watermark) else {
+        return Ok(None);
+    };
+    let window = match (window_stop, cursor_stamp, cursor_key) {
+        (Some(stop), Some(stamp), Some(key)) => Some((
+            parse_server_time(&stop)?,
+            Cursor {
+                stamp: parse_server_time(&stamp)?,
+                key,
+            },
+        )),
+        _ => None,
+    };
+    Ok(Some(Progress {
+        date_time_start,
+        watermark: parse_server_time(&watermark)?,
+        window,
+    }))
 }
 
 /// Parses the server's clock as printed by the server.

@@ -1,10 +1,16 @@
 //! MySQL / MariaDB: the backend Open Dental runs on.
 //!
+//! Sessions run in UTC, so `TIMESTAMP` change stamps are compared and paged
+//! as instants: a DST fall-back cannot make one local time mean two moments.
+//! Open Dental's own datetimes (`DateTimeStart`, `DateTimeStop`, `NOW()`)
+//! are local, so they are converted with `CONVERT_TZ` at the edges, and
+//! `TIMESTAMP` columns are rendered in local time in the JSON.
+//!
 //! Each column is selected through a cast that leaves only a few wire shapes
 //! to decode (signed and unsigned BIGINT, text, bytes), so decoding never
 //! depends on how the driver labels `tinyint(1)` or a zero date.
-//! `TIMESTAMP` columns are read and compared in the session's time zone, the
-//! same one `NOW()` uses.
+
+use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
 use serde_json::{Map, Value};
@@ -12,41 +18,112 @@ use sqlx::mysql::{MySqlPool, MySqlRow};
 use sqlx::Row;
 
 use super::{
-    choose_change_column, encode, order_and_limit, page_binds, parse_server_time, quote,
-    window_from, Column, ColumnKind, DbError, Page, WatchedTable,
+    choose_change_column, encode, format_time, order_and_limit, page_binds, parse_server_time,
+    progress_from, quote, window_from, Clock, Column, ColumnKind, DbError, OpenWrites, Page,
+    Snapshot, WatchedTable,
 };
-use crate::subscription::SubscriptionRow;
+use crate::subscription::{SubscriptionId, SubscriptionRow};
 use crate::watch_table::WatchTarget;
 use crate::window::{Cursor, Window};
 
-pub(super) async fn now(pool: &MySqlPool) -> Result<NaiveDateTime, DbError> {
-    let text: String = sqlx::query_scalar("SELECT CAST(NOW() AS CHAR)")
-        .fetch_one(pool)
-        .await?;
-    parse_server_time(&text)
+/// The zone Open Dental's datetimes are in: `configured`, or the server's
+/// `@@global.time_zone`. Checked to be one the server can convert.
+pub(super) async fn zone(pool: &MySqlPool, configured: Option<&str>) -> Result<String, DbError> {
+    let zone = match configured {
+        Some(z) => z.to_owned(),
+        None => {
+            sqlx::query_scalar("SELECT CAST(@@global.time_zone AS CHAR)")
+                .fetch_one(pool)
+                .await?
+        }
+    };
+    let converted: Option<String> =
+        sqlx::query_scalar("SELECT CAST(CONVERT_TZ(UTC_TIMESTAMP(), '+00:00', ?) AS CHAR)")
+            .bind(&zone)
+            .fetch_one(pool)
+            .await?;
+    match converted {
+        Some(_) => Ok(zone),
+        None => Err(DbError::UnknownZone(zone)),
+    }
 }
 
-pub(super) async fn load_subscriptions(
-    pool: &MySqlPool,
-) -> Result<(NaiveDateTime, Vec<SubscriptionRow>), DbError> {
-    // The outer one-row table makes NOW() arrive even when there are no
+/// `zone` as a SQL string literal. Zones come from the server or from
+/// `--time-zone`, which admits only `[A-Za-z0-9/_+:-]`; quotes are doubled
+/// all the same.
+fn zone_literal(zone: &str) -> String {
+    format!("'{}'", zone.replace('\'', "''"))
+}
+
+pub(super) async fn clock(pool: &MySqlPool, zone: &str) -> Result<Clock, DbError> {
+    let (utc, local): (String, Option<String>) = sqlx::query_as(
+        "SELECT CAST(UTC_TIMESTAMP() AS CHAR), CAST(CONVERT_TZ(UTC_TIMESTAMP(), '+00:00', ?) AS CHAR)",
+    )
+    .bind(zone)
+    .fetch_one(pool)
+    .await?;
+    Ok(Clock {
+        instant: parse_server_time(&utc)?,
+        local: parse_server_time(local.as_deref().unwrap_or_default())?,
+    })
+}
+
+/// MySQL/MariaDB refuse `INNODB_TRX` to users without `PROCESS`:
+/// ER_SPECIFIC_ACCESS_DENIED_ERROR (1227), ER_DBACCESS_DENIED_ERROR (1044).
+const ACCESS_DENIED: [&str; 3] = ["1227", "1044", "42000"];
+
+pub(super) async fn open_writes(pool: &MySqlPool) -> Result<OpenWrites, DbError> {
+    // Read-only autocommit SELECTs (rowhook's own included) cannot commit
+    // rows; anything that has modified rows or is running a write can.
+    let oldest = sqlx::query_scalar::<_, Option<String>>(
+        "SELECT CAST(MIN(trx_started) AS CHAR) FROM information_schema.INNODB_TRX \
+         WHERE trx_rows_modified > 0 OR (trx_query IS NOT NULL AND trx_is_read_only = 0)",
+    )
+    .fetch_one(pool)
+    .await;
+    match oldest {
+        Ok(Some(text)) => Ok(OpenWrites::Since(parse_server_time(&text)?)),
+        Ok(None) => Ok(OpenWrites::None),
+        Err(sqlx::Error::Database(e))
+            if e.code()
+                .is_some_and(|c| ACCESS_DENIED.contains(&c.as_ref())) =>
+        {
+            Ok(OpenWrites::Unknown)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) async fn snapshot(pool: &MySqlPool, zone: &str) -> Result<Snapshot, DbError> {
+    // The outer one-row table makes the clock arrive even when there are no
     // subscriptions, so an idle tick costs one statement.
     let rows = sqlx::query(
-        "SELECT CAST(NOW() AS CHAR), s.ApiSubscriptionNum, s.EndPointUrl, s.Workstation, \
+        "SELECT CAST(UTC_TIMESTAMP() AS CHAR), \
+                CAST(CONVERT_TZ(UTC_TIMESTAMP(), '+00:00', ?) AS CHAR), \
+                s.ApiSubscriptionNum, s.EndPointUrl, s.Workstation, \
                 s.CustomerKey, s.WatchTable, CAST(s.PollingSeconds AS SIGNED), s.UiEventType, \
-                CAST(s.DateTimeStart AS CHAR), CAST(s.DateTimeStop AS CHAR) \
-         FROM (SELECT 1 AS one) AS tick LEFT JOIN apisubscription s ON TRUE \
+                CAST(s.DateTimeStart AS CHAR), CAST(s.DateTimeStop AS CHAR), \
+                p.date_time_start, CAST(p.watermark AS CHAR), CAST(p.window_stop AS CHAR), \
+                CAST(p.cursor_stamp AS CHAR), p.cursor_key \
+         FROM (SELECT 1 AS one) AS tick \
+         LEFT JOIN apisubscription s ON TRUE \
+         LEFT JOIN rowhook_progress p ON p.subscription_num = s.ApiSubscriptionNum \
          ORDER BY s.ApiSubscriptionNum",
     )
+    .bind(zone)
     .fetch_all(pool)
     .await?;
-    let now_text: String = match rows.first() {
-        Some(row) => row.try_get(0)?,
-        None => return Err(DbError::BadServerTime(String::new())),
+    let Some(first) = rows.first() else {
+        return Err(DbError::BadServerTime(String::new()));
+    };
+    let clock = Clock {
+        instant: parse_server_time(&first.try_get::<String, _>(0)?)?,
+        local: parse_server_time(&first.try_get::<Option<String>, _>(1)?.unwrap_or_default())?,
     };
     let mut subscriptions = Vec::with_capacity(rows.len());
+    let mut progress = HashMap::new();
     for row in &rows {
-        let Some(num) = row.try_get::<Option<i64>, _>(1)? else {
+        let Some(num) = row.try_get::<Option<i64>, _>(2)? else {
             continue;
         };
         let text = |i: usize| -> Result<String, sqlx::Error> {
@@ -54,17 +131,87 @@ pub(super) async fn load_subscriptions(
         };
         subscriptions.push(SubscriptionRow {
             num,
-            endpoint_url: text(2)?,
-            workstation: text(3)?,
-            customer_key: text(4)?,
-            watch_table: text(5)?,
-            polling_seconds: row.try_get::<Option<i64>, _>(6)?.unwrap_or_default(),
-            ui_event_type: text(7)?,
-            date_time_start: text(8)?,
-            date_time_stop: text(9)?,
+            endpoint_url: text(3)?,
+            workstation: text(4)?,
+            customer_key: text(5)?,
+            watch_table: text(6)?,
+            polling_seconds: row.try_get::<Option<i64>, _>(7)?.unwrap_or_default(),
+            ui_event_type: text(8)?,
+            date_time_start: text(9)?,
+            date_time_stop: text(10)?,
         });
+        let mine = progress_from(
+            row.try_get(11)?,
+            row.try_get(12)?,
+            row.try_get(13)?,
+            row.try_get(14)?,
+            row.try_get(15)?,
+        )?;
+        if let Some(p) = mine {
+            progress.insert(SubscriptionId(num), p);
+        }
     }
-    Ok((parse_server_time(&now_text)?, subscriptions))
+    Ok(Snapshot {
+        clock,
+        subscriptions,
+        progress,
+    })
+}
+
+pub(super) async fn local_to_instant(
+    pool: &MySqlPool,
+    zone: &str,
+    local: &str,
+) -> Result<NaiveDateTime, DbError> {
+    // The earlier of the two readings of a repeated hour; elsewhere both are
+    // the same instant. Zero dates and times before 1970 stay as they are.
+    let text: Option<String> = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(LEAST(CONVERT_TZ(CAST(? AS DATETIME), ?, '+00:00'), \
+                CONVERT_TZ(CAST(? AS DATETIME) - INTERVAL 1 HOUR, ?, '+00:00') + INTERVAL 1 HOUR), \
+                CAST(? AS DATETIME)) AS CHAR)",
+    )
+    .bind(local)
+    .bind(zone)
+    .bind(local)
+    .bind(zone)
+    .bind(local)
+    .fetch_one(pool)
+    .await?;
+    match text {
+        Some(t) => parse_server_time(&t),
+        None => parse_server_time(local),
+    }
+}
+
+pub(super) async fn instant_to_local(
+    pool: &MySqlPool,
+    zone: &str,
+    instant: NaiveDateTime,
+) -> Result<String, DbError> {
+    let text: Option<String> =
+        sqlx::query_scalar("SELECT CAST(CONVERT_TZ(?, '+00:00', ?) AS CHAR)")
+            .bind(format_time(instant))
+            .bind(zone)
+            .fetch_one(pool)
+            .await?;
+    Ok(text.unwrap_or_else(|| format_time(instant)))
+}
+
+pub(super) async fn recheck(
+    pool: &MySqlPool,
+    zone: &str,
+    id: SubscriptionId,
+) -> Result<Option<(String, bool)>, DbError> {
+    let row: Option<(String, i64)> = sqlx::query_as(
+        "SELECT CAST(DateTimeStart AS CHAR), \
+                CAST(YEAR(DateTimeStop) >= 1880 AND DateTimeStop < CONVERT_TZ(UTC_TIMESTAMP(), '+00:00', ?) AS SIGNED) \
+         FROM apisubscription WHERE ApiSubscriptionNum = ?",
+    )
+    .bind(zone)
+    .bind(id.0)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(start, expired)| (start, expired != 0)))
 }
 
 pub(super) async fn resolve(
@@ -89,6 +236,7 @@ pub(super) async fn resolve(
         let column_type: String = row.try_get(2)?;
         let column = Column {
             kind: encode::kind_of(&data_type, column_type.contains("unsigned")),
+            zoned: data_type.eq_ignore_ascii_case("timestamp"),
             name,
         };
         if row.try_get::<String, _>(3)? == "PRI" {
@@ -145,13 +293,19 @@ async fn is_indexed(pool: &MySqlPool, table: &str, column: &str) -> Result<bool,
 }
 
 /// The select expression for a column: a cast to one of the wire shapes
-/// [`decode`] expects.
-fn select_expr(column: &Column) -> String {
+/// [`decode`] expects. `TIMESTAMP`s are shown in Open Dental's zone.
+fn select_expr(column: &Column, zone: &str) -> String {
     let q = quote(&column.name, '`');
     match column.kind {
         ColumnKind::Int => format!("CAST({q} AS SIGNED)"),
         ColumnKind::UInt => format!("CAST({q} AS UNSIGNED)"),
         ColumnKind::Bytes => q,
+        ColumnKind::DateTime if column.zoned => {
+            format!(
+                "CAST(COALESCE(CONVERT_TZ({q}, '+00:00', {}), {q}) AS CHAR)",
+                zone_literal(zone)
+            )
+        }
         // TIME, ENUM, SET and JSON included: text is the one shape they share.
         ColumnKind::Text
         | ColumnKind::Number
@@ -163,6 +317,7 @@ fn select_expr(column: &Column) -> String {
 
 pub(super) async fn fetch_page(
     pool: &MySqlPool,
+    zone: &str,
     table: &WatchedTable,
     window: Window,
     after: Option<Cursor>,
@@ -170,7 +325,7 @@ pub(super) async fn fetch_page(
 ) -> Result<Page, DbError> {
     let mut sql = String::from("SELECT ");
     for column in &table.columns {
-        sql.push_str(&select_expr(column));
+        sql.push_str(&select_expr(column, zone));
         sql.push_str(", ");
     }
     sql.push_str(&format!(

@@ -5,45 +5,53 @@
 //! same clock [`now`] reads — as `yyyy-MM-dd HH:mm:ss` text, so comparisons
 //! are plain text comparisons that sort like times.
 
-use chrono::NaiveDateTime;
+use std::collections::HashMap;
+
 use serde_json::{Map, Value};
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{Row, TypeInfo, ValueRef};
 
 use super::{
-    choose_change_column, encode, order_and_limit, page_binds, parse_server_time, quote,
-    window_from, Column, ColumnKind, DbError, Page, WatchedTable,
+    choose_change_column, encode, order_and_limit, page_binds, parse_server_time, progress_from,
+    quote, window_from, Clock, Column, ColumnKind, DbError, Page, Snapshot, WatchedTable,
 };
-use crate::subscription::SubscriptionRow;
+use crate::subscription::{SubscriptionId, SubscriptionRow};
 use crate::watch_table::WatchTarget;
 use crate::window::{Cursor, Window};
 
-pub(super) async fn now(pool: &SqlitePool) -> Result<NaiveDateTime, DbError> {
+pub(super) async fn clock(pool: &SqlitePool) -> Result<Clock, DbError> {
     let text: String = sqlx::query_scalar("SELECT datetime('now', 'localtime')")
         .fetch_one(pool)
         .await?;
-    parse_server_time(&text)
+    let local = parse_server_time(&text)?;
+    Ok(Clock {
+        local,
+        instant: local,
+    })
 }
 
-pub(super) async fn load_subscriptions(
-    pool: &SqlitePool,
-) -> Result<(NaiveDateTime, Vec<SubscriptionRow>), DbError> {
-    let now = now(pool).await?;
+pub(super) async fn snapshot(pool: &SqlitePool) -> Result<Snapshot, DbError> {
+    let clock = clock(pool).await?;
     let rows = sqlx::query(
-        "SELECT ApiSubscriptionNum, EndPointUrl, Workstation, CustomerKey, WatchTable, \
-                CAST(PollingSeconds AS INTEGER), UiEventType, \
-                CAST(DateTimeStart AS TEXT), CAST(DateTimeStop AS TEXT) \
-         FROM apisubscription ORDER BY ApiSubscriptionNum",
+        "SELECT s.ApiSubscriptionNum, s.EndPointUrl, s.Workstation, s.CustomerKey, s.WatchTable, \
+                CAST(s.PollingSeconds AS INTEGER), s.UiEventType, \
+                CAST(s.DateTimeStart AS TEXT), CAST(s.DateTimeStop AS TEXT), \
+                p.date_time_start, p.watermark, p.window_stop, p.cursor_stamp, p.cursor_key \
+         FROM apisubscription s \
+         LEFT JOIN rowhook_progress p ON p.subscription_num = s.ApiSubscriptionNum \
+         ORDER BY s.ApiSubscriptionNum",
     )
     .fetch_all(pool)
     .await?;
     let mut subscriptions = Vec::with_capacity(rows.len());
+    let mut progress = HashMap::new();
     for row in &rows {
         let text = |i: usize| -> Result<String, sqlx::Error> {
             Ok(row.try_get::<Option<String>, _>(i)?.unwrap_or_default())
         };
+        let num: i64 = row.try_get(0)?;
         subscriptions.push(SubscriptionRow {
-            num: row.try_get(0)?,
+            num,
             endpoint_url: text(1)?,
             workstation: text(2)?,
             customer_key: text(3)?,
@@ -53,8 +61,37 @@ pub(super) async fn load_subscriptions(
             date_time_start: text(7)?,
             date_time_stop: text(8)?,
         });
+        let mine = progress_from(
+            row.try_get(9)?,
+            row.try_get(10)?,
+            row.try_get(11)?,
+            row.try_get(12)?,
+            row.try_get(13)?,
+        )?;
+        if let Some(p) = mine {
+            progress.insert(SubscriptionId(num), p);
+        }
     }
-    Ok((now, subscriptions))
+    Ok(Snapshot {
+        clock,
+        subscriptions,
+        progress,
+    })
+}
+
+pub(super) async fn recheck(
+    pool: &SqlitePool,
+    id: SubscriptionId,
+) -> Result<Option<(String, bool)>, DbError> {
+    let row: Option<(String, i64)> = sqlx::query_as(
+        "SELECT CAST(DateTimeStart AS TEXT), \
+                (DateTimeStop >= '1880' AND DateTimeStop < datetime('now', 'localtime')) \
+         FROM apisubscription WHERE ApiSubscriptionNum = ?",
+    )
+    .bind(id.0)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(start, expired)| (start, expired != 0)))
 }
 
 pub(super) async fn resolve(
@@ -82,6 +119,7 @@ pub(super) async fn resolve(
         let column = Column {
             name: row.try_get(0)?,
             kind: encode::kind_of(&declared, false),
+            zoned: false,
         };
         if row.try_get::<i64, _>(2)? > 0 {
             primary.push(column.clone());

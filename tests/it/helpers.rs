@@ -77,7 +77,7 @@ impl TestDb {
         admin.close().await;
         let url = format!("{server}/{name}");
         let db = Database::connect(&url, 8).await.unwrap();
-        let Database::MySql(pool) = &db else {
+        let Database::MySql { pool, .. } = &db else {
             unreachable!()
         };
         sqlx::raw_sql(include_str!("../../fixtures/mysql/schema.sql"))
@@ -116,7 +116,7 @@ impl TestDb {
     /// Runs one statement with text binds.
     pub async fn exec(&self, sql: &str, binds: &[&str]) -> u64 {
         match &self.db {
-            Database::MySql(pool) => {
+            Database::MySql { pool, .. } => {
                 let mut q = sqlx::query(sql);
                 for b in binds {
                     q = q.bind(*b);
@@ -143,7 +143,7 @@ impl TestDb {
     /// applies to the statements after it).
     pub async fn script(&self, sql: &str) {
         let result = match &self.db {
-            Database::MySql(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|_| ()),
+            Database::MySql { pool, .. } => sqlx::raw_sql(sql).execute(pool).await.map(|_| ()),
             Database::Sqlite(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|_| ()),
         };
         result.unwrap_or_else(|e| panic!("{sql}: {e}"));
@@ -152,7 +152,7 @@ impl TestDb {
     /// A single text value (`CAST(... AS CHAR)` on MySQL is the caller's job).
     pub async fn text(&self, sql: &str, binds: &[&str]) -> Option<String> {
         match &self.db {
-            Database::MySql(pool) => {
+            Database::MySql { pool, .. } => {
                 let mut q = sqlx::query(sql);
                 for b in binds {
                     q = q.bind(*b);

@@ -8,6 +8,7 @@
 mod binary;
 mod delivery;
 mod encoding;
+mod exactness;
 mod helpers;
 mod paging;
 mod selection;

@@ -1,0 +1,223 @@
+//! Exactly the changed rows: late commits, clocks and DST (issue 3).
+
+use std::time::Duration;
+
+use rowhook::db::{Clock, Database};
+use rowhook::processor::{self, Outcome};
+use rowhook::receiver::Receiver;
+use rowhook::subscription::Parsed;
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::{context, keys, settings, Daemon, Sub, TestDb, PATIENCE};
+
+/// A row written by a transaction that commits after a poll carries a stamp
+/// older than the poll. Open Dental (and a naive `stop = NOW()`) would move
+/// `DateTimeStart` past it while it is invisible, and never send it.
+#[tokio::test]
+async fn a_row_committed_late_by_a_long_transaction_is_still_delivered() {
+    let db = TestDb::mysql().await;
+    db.exec("ALTER TABLE appointment ENGINE=InnoDB", &[]).await;
+    let rx = Receiver::start().await.unwrap();
+    let url = rx.url("/");
+    db.subscribe(Sub {
+        polling: 0,
+        ..Sub::new(&url)
+    })
+    .await;
+    let Database::MySql { pool, .. } = &db.db else {
+        unreachable!()
+    };
+    let daemon = Daemon::start(&db, settings());
+
+    // A writer opens a transaction, stamps a row, and holds it open while
+    // other rows are committed and several ticks pass.
+    let mut late = pool.begin().await.unwrap();
+    sqlx::query("INSERT INTO appointment (AptNum, PatNum, Note) VALUES (1, 1, 'late')")
+        .execute(&mut *late)
+        .await
+        .unwrap();
+    db.exec(
+        "INSERT INTO appointment (AptNum, PatNum, Note) VALUES (2, 1, 'quick')",
+        &[],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await; // the scenario: a slow transaction
+    late.commit().await.unwrap();
+
+    let both = rx.wait_until(PATIENCE, |r| {
+        let mut k = keys(r, "AptNum");
+        k.sort_unstable();
+        k.dedup();
+        k == [1, 2]
+    });
+    let delivered = both.await;
+    daemon.stop().await;
+    assert!(
+        delivered,
+        "the late-committed row must arrive: got {:?}",
+        keys(&rx.accepted(), "AptNum")
+    );
+    db.drop().await;
+}
+
+/// Loads MariaDB's time zone tables when they are missing (CI does this in
+/// `.ci/run`; a developer's machine may not have).
+async fn ensure_time_zones(db: &TestDb) {
+    let probe = "SELECT CAST(CONVERT_TZ('2024-11-03 01:30:00','America/New_York','UTC') AS CHAR)";
+    if db.text(probe, &[]).await.is_some() {
+        return;
+    }
+    let status = tokio::process::Command::new("sh")
+        .args(["-c", "mariadb-tzinfo-to-sql /usr/share/zoneinfo 2>/dev/null | mariadb -uroot -h127.0.0.1 --protocol=tcp mysql"])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success(), "could not load time zone tables");
+}
+
+/// Drives the processor through a DST change with Open Dental's zone set to
+/// America/New_York and the server clock walked by `SET timestamp`: one row
+/// every 20 minutes, a tick five seconds after each. Returns the AptNums
+/// received, in order.
+async fn walk(db: &TestDb, steps_utc: &[(&str, &str)]) -> Vec<i64> {
+    ensure_time_zones(db).await;
+    let zone = Some("America/New_York");
+    let ny = Database::connect_in_zone(&db.url, 2, zone).await.unwrap();
+    let Database::MySql { pool: writer, .. } = &ny else {
+        unreachable!()
+    };
+    let rx = Receiver::start().await.unwrap();
+    let url = rx.url("/");
+    let (first_utc, _) = steps_utc[0];
+    let start = format!("{} 00:00:00", &first_utc[..10]);
+    let id = db
+        .subscribe(Sub {
+            polling: 0,
+            start: Some(&start),
+            ..Sub::new(&url)
+        })
+        .await;
+    let ctx = context(db, settings(), CancellationToken::new());
+    let ctx = processor::Context {
+        db: ny.clone(),
+        ..ctx
+    };
+
+    for (i, (utc, local_now)) in steps_utc.iter().enumerate() {
+        let insert = format!(
+            "SET timestamp = UNIX_TIMESTAMP('{utc}');
+             INSERT INTO appointment (AptNum, PatNum, Note) VALUES ({}, 1, '{utc}');
+             SET timestamp = DEFAULT;",
+            i + 1
+        );
+        sqlx::raw_sql(&insert).execute(writer).await.unwrap();
+        let snapshot = ny.snapshot().await.unwrap();
+        let row = snapshot.subscriptions.iter().find(|r| r.num == id).unwrap();
+        let Ok(Parsed::Database(sub)) = row.parse() else {
+            panic!("{row:?}")
+        };
+        let table = ny.resolve(&sub.target).await.unwrap();
+        let at =
+            |s: &str| chrono::NaiveDateTime::parse_from_str(s, rowhook::DATETIME_FORMAT).unwrap();
+        // The walked clock: a tick five seconds after each row.
+        let instant = at(utc) + chrono::Duration::seconds(5);
+        let clock = Clock {
+            local: at(local_now),
+            instant,
+        };
+        let progress = snapshot.progress.get(&sub.id);
+        let outcome = processor::process(&ctx, &sub, &table, clock, instant, progress)
+            .await
+            .unwrap();
+        assert!(
+            matches!(outcome, Outcome::Delivered { .. }),
+            "step {utc}: {outcome:?}"
+        );
+    }
+    ny.close().await;
+    keys(&rx.accepted(), "AptNum")
+}
+
+#[tokio::test]
+async fn a_dst_fall_back_repeats_an_hour_and_no_row_is_lost() {
+    let db = TestDb::mysql().await;
+    // 2024-11-03: 06:00 UTC is 02:00 EDT, which becomes 01:00 EST.
+    let steps = [
+        ("2024-11-03 05:10:00", "2024-11-03 01:10:05"),
+        ("2024-11-03 05:30:00", "2024-11-03 01:30:05"),
+        ("2024-11-03 05:50:00", "2024-11-03 01:50:05"),
+        ("2024-11-03 06:10:00", "2024-11-03 01:10:05"),
+        ("2024-11-03 06:30:00", "2024-11-03 01:30:05"),
+        ("2024-11-03 06:50:00", "2024-11-03 01:50:05"),
+        ("2024-11-03 07:10:00", "2024-11-03 02:10:05"),
+    ];
+    let got = walk(&db, &steps).await;
+    let mut unique = got.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    println!(
+        "fall-back: {} rows received, {} duplicates",
+        got.len(),
+        got.len() - unique.len()
+    );
+    assert_eq!(
+        unique,
+        [1, 2, 3, 4, 5, 6, 7],
+        "every row at least once: {got:?}"
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_dst_spring_forward_skips_an_hour_and_every_row_arrives_once() {
+    let db = TestDb::mysql().await;
+    // 2024-03-10: 07:00 UTC is 02:00 EST, which becomes 03:00 EDT.
+    let steps = [
+        ("2024-03-10 06:30:00", "2024-03-10 01:30:05"),
+        ("2024-03-10 06:50:00", "2024-03-10 01:50:05"),
+        ("2024-03-10 07:05:00", "2024-03-10 03:05:05"),
+        ("2024-03-10 07:30:00", "2024-03-10 03:30:05"),
+    ];
+    let got = walk(&db, &steps).await;
+    assert_eq!(got, [1, 2, 3, 4]);
+    db.drop().await;
+}
+
+/// The time zone flag reaches the session: with the session at +05:00 the
+/// subscription (written in that zone) is due and its rows arrive. With the
+/// driver's forced UTC session it would look five hours in the future.
+#[tokio::test]
+async fn the_session_time_zone_is_the_servers_or_the_one_configured() {
+    let db = TestDb::mysql().await;
+    let shifted = Database::connect_in_zone(&db.url, 2, Some("+05:00"))
+        .await
+        .unwrap();
+    let rx = Receiver::start().await.unwrap();
+    let Database::MySql { pool, .. } = &shifted else {
+        unreachable!()
+    };
+    sqlx::raw_sql(
+        "INSERT INTO appointment (AptNum, PatNum, DateTStamp) VALUES (1, 1, NOW() - INTERVAL 30 SECOND);",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    let url = rx.url("/");
+    let start = shifted.now().await.unwrap() - chrono::Duration::seconds(60);
+    let start = start.format(rowhook::DATETIME_FORMAT).to_string();
+    db.subscribe(Sub {
+        start: Some(&start),
+        ..Sub::new(&url)
+    })
+    .await;
+
+    let ctx = processor::Context {
+        db: shifted.clone(),
+        ..context(&db, settings(), CancellationToken::new())
+    };
+    rowhook::scheduler::run(ctx, true).await;
+
+    assert_eq!(keys(&rx.accepted(), "AptNum"), [1]);
+    shifted.close().await;
+    db.drop().await;
+}
