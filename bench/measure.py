@@ -2,10 +2,11 @@
 """Run one command and report what it cost: wall seconds, CPU seconds
 (user + system) and peak resident memory of the child.
 
-    python3 bench/measure.py [--out FILE] -- COMMAND [ARGS...]
+    python3 bench/measure.py [--out FILE] [--log FILE] -- COMMAND [ARGS...]
 
-The child's stdout and stderr pass through untouched. The figures go to
-stderr as one line, and with --out also to FILE as shell assignments
+The child's stdout and stderr pass through untouched, or with --log go
+(both) to FILE, so a chatty child does not bury the figures. The figures go
+to stderr as one line, and with --out also to FILE as shell assignments
 (WALL_S=..., CPU_S=..., USER_S=..., SYS_S=..., RSS_KIB=..., EXIT=...) for a
 script to `source`. Exits with the child's status.
 
@@ -24,15 +25,19 @@ import time
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", help="also write the figures here as shell assignments")
+    parser.add_argument("--log", help="send the child's stdout and stderr here")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("no command given")
 
+    log = open(args.log, "ab") if args.log else None
     started = time.perf_counter()
-    status = subprocess.call(command)
+    status = subprocess.call(command, stdout=log, stderr=log)
     wall = time.perf_counter() - started
+    if log:
+        log.close()
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
 
     figures = {

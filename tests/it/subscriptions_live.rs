@@ -121,3 +121,61 @@ async fn an_operator_rewind_during_a_window_is_not_overwritten() {
     assert!(db.watermark(id).await > rewound);
     db.drop().await;
 }
+
+/// An operator edit while a window is being paged ends the window at the
+/// next batch: moved forward, stopped, or deleted.
+#[tokio::test]
+async fn operator_edits_mid_window_stop_it_at_the_next_batch() {
+    let edits = [
+        ("forward", "UPDATE apisubscription SET DateTimeStart = NOW() WHERE ApiSubscriptionNum = ?"),
+        ("stop", "UPDATE apisubscription SET DateTimeStop = NOW() - INTERVAL 1 SECOND WHERE ApiSubscriptionNum = ?"),
+        ("delete", "DELETE FROM apisubscription WHERE ApiSubscriptionNum = ?"),
+    ];
+    for (name, edit) in edits {
+        let db = TestDb::mysql().await;
+        let rx = Receiver::start().await.unwrap();
+        db.insert_appointments(300, &db.ago(30).await).await;
+        let url = rx.url("/");
+        let id = db
+            .subscribe(Sub {
+                polling: 3600,
+                start: Some(&db.ago(4000).await),
+                ..Sub::new(&url)
+            })
+            .await;
+        rx.set(Behaviour::Slow(Duration::from_millis(300)));
+        let settings = rowhook::config::Settings {
+            batch_size: 50,
+            ..settings()
+        };
+        let daemon = Daemon::start(&db, settings);
+        assert!(rx.wait_until(PATIENCE, |r| !r.is_empty()).await, "{name}");
+
+        db.exec(edit, &[&id.to_string()]).await;
+        let before_edit_seen = rx.requests().len();
+        // The window ends at the next batch boundary: at most the batch in
+        // flight and the one after the check arrive.
+        let quiet = crate::helpers::eventually(|| async {
+            let n = rx.requests().len();
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            rx.requests().len() == n
+        })
+        .await;
+        daemon.stop().await;
+
+        assert!(quiet, "{name}: deliveries stopped");
+        let sent = keys(&rx.requests(), "AptNum").len();
+        assert!(
+            sent <= (before_edit_seen + 2) * 50 && sent < 300,
+            "{name}: {sent} rows sent after the edit"
+        );
+        if name == "forward" {
+            let now = db.text("SELECT CAST(NOW() AS CHAR)", &[]).await.unwrap();
+            assert!(
+                db.watermark(id).await <= now,
+                "{name}: the operator's value stands"
+            );
+        }
+        db.drop().await;
+    }
+}
