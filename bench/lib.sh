@@ -9,6 +9,8 @@
 # Connection settings (defaults match the test suite's MariaDB):
 #   BENCH_MYSQL_HOST=127.0.0.1 BENCH_MYSQL_PORT=3306 BENCH_MYSQL_USER=root
 #   MYSQL_PWD=...   (read by the mariadb client; add it to the URL yourself)
+#   BENCH_ENGINE=InnoDB  convert appointment after loading (the fixture,
+#                   like a classic Open Dental database, is MyISAM)
 #   KEEP_DB=1       leave the database behind for a look afterwards
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -32,6 +34,8 @@ die() { say "FAIL: $*"; exit 1; }
 # bench database (sql); tab-separated, no headers, for scripting.
 admin() { mariadb -h "$BENCH_MYSQL_HOST" -P "$BENCH_MYSQL_PORT" -u "$BENCH_MYSQL_USER" --batch --skip-column-names "$@"; }
 sql() { admin "$BENCH_DB" "$@"; }
+# The same, as a bordered table with headers, for people to read.
+sql_table() { mariadb -h "$BENCH_MYSQL_HOST" -P "$BENCH_MYSQL_PORT" -u "$BENCH_MYSQL_USER" --table "$BENCH_DB" "$@"; }
 
 # ROWS from the first argument: digits only, at least one batch.
 bench_rows() {
@@ -77,9 +81,15 @@ bench_load() {
     to=$((from + chunk - 1 < rows ? from + chunk - 1 : rows))
     sed -e "s/@FROM@/$from/; s/@TO@/$to/" "$BENCH_DIR/load_appointments.sql" | sql
   done
+  sql -e "DROP TABLE bench_anchor"
+  if [[ -n ${BENCH_ENGINE:-} ]]; then
+    [[ $BENCH_ENGINE =~ ^[A-Za-z]+$ ]] || die "BENCH_ENGINE must be an engine name"
+    say "   converting appointment to $BENCH_ENGINE"
+    sql -e "ALTER TABLE appointment ENGINE=$BENCH_ENGINE"
+  fi
   # Key statistics, as any long-lived database has them; without them the
   # optimizer guesses.
-  sql -e "DROP TABLE bench_anchor; ANALYZE TABLE appointment" > /dev/null
+  sql -e "ANALYZE TABLE appointment" > /dev/null
   local got
   got=$(sql -e "SELECT COUNT(*) FROM appointment")
   [[ $got == "$rows" ]] || die "loaded $got rows, wanted $rows"
@@ -136,17 +146,39 @@ bench_watermark() {
   sql -e "SELECT CAST(DateTimeStart AS CHAR) FROM apisubscription WHERE ApiSubscriptionNum = $SUB_ID"
 }
 
-# Runs a command under measure.py; sets WALL_S, CPU_S and RSS_KIB (the
-# child's) and returns the command's exit status.
+# The appointment table's engine, as the server reports it.
+bench_engine() {
+  sql -e "SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'appointment'"
+}
+
+# Runs a command under measure.py, its output going to the log file $1; sets
+# WALL_S, CPU_S, RSS_KIB and RSS_FLOOR (the child's) and returns the
+# command's exit status.
 bench_measure() {
-  local status=0
-  python3 "$BENCH_DIR/measure.py" --out "$WORK/measure.env" -- "$@" || status=$?
+  local log=$1 status=0
+  shift
+  python3 "$BENCH_DIR/measure.py" --out "$WORK/measure.env" --log "$log" -- "$@" || status=$?
   # shellcheck disable=SC1091
   source "$WORK/measure.env"
   return "$status"
 }
 
-# a / b with `digits` decimals.
+# CPU seconds the local MariaDB server has used so far (empty when it is not
+# a process of this machine we can read). Sampled before and after a run, it
+# shows how much of the wall time the database spent working. It counts
+# every client's queries, so keep the server otherwise idle.
+server_cpu_s() {
+  local pid
+  pid=$(pidof mariadbd 2> /dev/null || pidof mysqld 2> /dev/null) || return 0
+  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/${pid%% *}/stat" 2> /dev/null || true
+}
+
+# Peak RSS in MiB, marked "<=" when the child was smaller than measure.py.
+rss_mib() { printf '%s%s' "$([[ ${RSS_FLOOR:-0} == 1 ]] && echo '<= ')" "$(div "$RSS_KIB" 1024 1)"; }
+
+# printf FORMAT of an awk expression over numbers: calc %.2f "$A / $B".
+calc() { awk "BEGIN { printf \"$1\", $2 }"; }
+# a / b with `digits` decimals (0 when b is 0).
 div() { awk -v a="$1" -v b="$2" -v d="${3:-0}" 'BEGIN { printf "%.*f", d, (b > 0 ? a / b : 0) }'; }
 # 1234567 -> 1,234,567 (whole numbers only).
 thousands() { sed -e ':a' -e 's/\B[0-9]\{3\}\>/,&/' -e 'ta' <<< "$1"; }

@@ -10,12 +10,20 @@ to stderr as one line, and with --out also to FILE as shell assignments
 (WALL_S=..., CPU_S=..., USER_S=..., SYS_S=..., RSS_KIB=..., EXIT=...) for a
 script to `source`. Exits with the child's status.
 
-CPU and memory come from getrusage(RUSAGE_CHILDREN) after the child was
-waited for, so they are the kernel's own accounting for the child (and any
-process it waited for), not a sample. On Linux ru_maxrss is in KiB.
+CPU and memory are the kernel's own accounting for the child (and whatever
+it waited for), not a sample: the rusage that wait4() returns for that one
+child, which is getrusage(RUSAGE_CHILDREN) narrowed to it. (RUSAGE_CHILDREN
+itself would also count anything this interpreter's launcher ran before
+exec'ing it, such as a pyenv shim's helpers.) On Linux ru_maxrss is in KiB.
+
+One limit: the kernel starts a child's peak at the size of the process that
+forked it, this interpreter (~15 MiB), so a child smaller than that reads
+as the interpreter's size. The figures say so (RSS_FLOOR=1) when it happens;
+rowhook and a Python client are both larger.
 """
 
 import argparse
+import os
 import resource
 import subprocess
 import sys
@@ -33,12 +41,14 @@ def main() -> int:
         parser.error("no command given")
 
     log = open(args.log, "ab") if args.log else None
+    own_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
-    status = subprocess.call(command, stdout=log, stderr=log)
+    child = subprocess.Popen(command, stdout=log, stderr=log)
+    _, raw_status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - started
+    status = os.waitstatus_to_exitcode(raw_status)
     if log:
         log.close()
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
 
     figures = {
         "WALL_S": f"{wall:.3f}",
@@ -46,12 +56,14 @@ def main() -> int:
         "USER_S": f"{usage.ru_utime:.3f}",
         "SYS_S": f"{usage.ru_stime:.3f}",
         "RSS_KIB": str(usage.ru_maxrss),
+        "RSS_FLOOR": str(int(usage.ru_maxrss <= own_rss)),
         "EXIT": str(status),
     }
+    at_most = "<= " if usage.ru_maxrss <= own_rss else ""
     print(
         f"measure: wall {figures['WALL_S']} s, cpu {figures['CPU_S']} s "
         f"(user {figures['USER_S']}, sys {figures['SYS_S']}), "
-        f"peak rss {usage.ru_maxrss / 1024:.1f} MiB, exit {status}",
+        f"peak rss {at_most}{usage.ru_maxrss / 1024:.1f} MiB, exit {status}",
         file=sys.stderr,
     )
     if args.out:

@@ -118,6 +118,12 @@ impl Receiver {
         *lock(&self.shared.behaviour) = behaviour;
     }
 
+    /// A handle that changes the behaviour from another task.
+    pub fn setter(&self) -> impl Fn(Behaviour) + Send + Sync + 'static {
+        let shared = Arc::clone(&self.shared);
+        move |behaviour| *lock(&shared.behaviour) = behaviour
+    }
+
     /// Every request so far, in arrival order.
     pub fn requests(&self) -> Vec<Request> {
         lock(&self.shared.log).clone()
