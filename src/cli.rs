@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, Settings, MAX_BATCH_SIZE};
+use crate::health::RetryPolicy;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -70,6 +71,94 @@ pub enum Command {
     Check(AgentArgs),
     /// Create apisubscription (if missing) and rowhook's own tables.
     Migrate,
+    /// One line per subscription: state, lag, last success and failure, next retry.
+    Status(StatusArgs),
+    /// Recent delivery attempts, newest first.
+    Deliveries(DeliveriesArgs),
+    /// List, add, stop, remove or reactivate subscriptions (ordinary Open Dental rows).
+    #[command(subcommand)]
+    Subscriptions(SubscriptionsCommand),
+    /// Re-send a subscription's changes since a time (moves its DateTimeStart back).
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// This agent's workstation name (default: the hostname).
+    #[arg(long, env = "ROWHOOK_WORKSTATION")]
+    pub workstation: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeliveriesArgs {
+    /// Only this subscription's attempts.
+    #[arg(long)]
+    pub subscription: Option<i64>,
+    /// Only failed attempts.
+    #[arg(long)]
+    pub failed: bool,
+    /// How many attempts to show.
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubscriptionsCommand {
+    /// Every subscription row, as stored (URLs with passwords redacted).
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Insert a subscription starting now.
+    Add(AddArgs),
+    /// Set DateTimeStop to now.
+    Stop { subscription: i64 },
+    /// Delete the row (and rowhook's records of it).
+    Remove { subscription: i64 },
+    /// Clear a deactivation and the failure count; due at once, from where it stopped.
+    Reactivate { subscription: i64 },
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// The receiver's URL (http or https), kept exactly as given.
+    #[arg(long)]
+    pub url: String,
+    /// An Open Dental WatchTable name (Appointment, Patient …) or a table name.
+    #[arg(long)]
+    pub table: String,
+    /// Poll every this many seconds.
+    #[arg(long, default_value_t = 5)]
+    pub polling: u32,
+    /// Only the agent with this workstation name processes it (blank: all).
+    #[arg(long, default_value = "")]
+    pub workstation: String,
+    /// Sent as the Authorization header.
+    #[arg(
+        long,
+        env = "ROWHOOK_CUSTOMER_KEY",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub key: String,
+    /// A note for people.
+    #[arg(long, default_value = "")]
+    pub note: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    pub subscription: i64,
+    /// Re-send changes from this local time on: 'YYYY-MM-DD HH:MM:SS'.
+    #[arg(long)]
+    pub since: String,
 }
 
 #[derive(Debug, Args)]
@@ -110,6 +199,18 @@ pub struct AgentArgs {
     /// The lag used when open transactions cannot be seen (no PROCESS grant).
     #[arg(long, env = "ROWHOOK_FALLBACK_LAG", default_value = "5s", value_parser = config::parse_duration)]
     pub fallback_lag: Duration,
+    /// The first retry delay after a failure; it doubles per failure.
+    #[arg(long, env = "ROWHOOK_RETRY_BASE", default_value = "5s", value_parser = config::parse_duration)]
+    pub retry_base: Duration,
+    /// The longest retry delay.
+    #[arg(long, env = "ROWHOOK_RETRY_MAX", default_value = "15m", value_parser = config::parse_duration)]
+    pub retry_max: Duration,
+    /// Consecutive failures that deactivate a subscription (0 = never).
+    #[arg(long, env = "ROWHOOK_MAX_FAILURES", default_value_t = 50)]
+    pub max_failures: u32,
+    /// How long the delivery log keeps attempts (0 = forever).
+    #[arg(long, env = "ROWHOOK_DELIVERY_LOG_RETENTION", default_value = "30d", value_parser = config::parse_duration)]
+    pub delivery_log_retention: Duration,
     /// Subscriptions processed at the same time.
     #[arg(long, env = "ROWHOOK_CONCURRENCY", default_value_t = 16,
           value_parser = clap::value_parser!(u16).range(1..))]
@@ -129,6 +230,12 @@ impl AgentArgs {
             concurrency: usize::from(self.concurrency),
             safety_lag: self.safety_lag,
             fallback_lag: self.fallback_lag.max(self.safety_lag),
+            retry: RetryPolicy {
+                base: self.retry_base,
+                cap: self.retry_max.max(self.retry_base),
+                max_failures: self.max_failures,
+            },
+            delivery_log_retention: config::lookback(self.delivery_log_retention),
             ..Settings::default()
         }
     }

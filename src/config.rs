@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use crate::health::RetryPolicy;
+
 /// Open Dental's own batch size, and the most rowhook will send at once.
 pub const MAX_BATCH_SIZE: u32 = 1000;
 
@@ -29,6 +31,10 @@ pub struct Settings {
     /// The lag used instead when the server will not show its open
     /// transactions (no `PROCESS` privilege).
     pub fallback_lag: Duration,
+    /// Backoff after failures, and when to deactivate.
+    pub retry: RetryPolicy,
+    /// How long the delivery log keeps attempts; `None` forever.
+    pub delivery_log_retention: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -42,6 +48,8 @@ impl Default for Settings {
             tick: Duration::from_secs(1),
             safety_lag: Duration::from_secs(1),
             fallback_lag: Duration::from_secs(5),
+            retry: RetryPolicy::default(),
+            delivery_log_retention: Some(Duration::from_secs(30 * 86_400)),
         }
     }
 }

@@ -22,21 +22,52 @@ pub enum Failure {
     Status(u16),
     #[error("no reply within the request timeout")]
     Timeout,
+    #[error("connection refused: {0}")]
+    Refused(String),
+    #[error("name lookup failed: {0}")]
+    Dns(String),
+    #[error("TLS failed: {0}")]
+    Tls(String),
     #[error("connection failed: {0}")]
     Connect(String),
     #[error("request failed: {0}")]
     Request(String),
 }
 
+/// Every [`Failure::class`], for reading the delivery log back.
+const CLASSES: [&str; 7] = [
+    "non-200", "timeout", "refused", "dns", "tls", "connect", "request",
+];
+
 impl Failure {
-    /// A short class for logs and metrics: `status`, `timeout`, `connect`,
+    /// A short class for logs and the delivery log: `non-200`, `timeout`,
+    /// `refused`, `dns`, `tls`, `connect` (other connection errors) or
     /// `request`.
     pub fn class(&self) -> &'static str {
         match self {
-            Self::Status(_) => "status",
-            Self::Timeout => "timeout",
-            Self::Connect(_) => "connect",
-            Self::Request(_) => "request",
+            Self::Status(_) => CLASSES[0],
+            Self::Timeout => CLASSES[1],
+            Self::Refused(_) => CLASSES[2],
+            Self::Dns(_) => CLASSES[3],
+            Self::Tls(_) => CLASSES[4],
+            Self::Connect(_) => CLASSES[5],
+            Self::Request(_) => CLASSES[6],
+        }
+    }
+
+    /// The class name as stored, back as the static name.
+    pub fn class_named(name: &str) -> &'static str {
+        CLASSES
+            .into_iter()
+            .find(|c| *c == name)
+            .unwrap_or("request")
+    }
+
+    /// The HTTP status, when there was one.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            Self::Status(code) => Some(*code),
+            _ => None,
         }
     }
 }
@@ -79,12 +110,17 @@ impl Sender {
         &self,
         subscription: &Subscription,
         event_type: &str,
+        batch_id: &str,
         body: Vec<u8>,
     ) -> Result<(), Failure> {
+        let mut headers = self.headers(subscription, event_type);
+        if let Ok(id) = HeaderValue::from_str(batch_id) {
+            headers.insert("Rowhook-Batch-Id", id);
+        }
         let response = self
             .client
             .post(subscription.endpoint.url().clone())
-            .headers(self.headers(subscription, event_type))
+            .headers(headers)
             .body(body)
             .send()
             .await
@@ -115,12 +151,49 @@ impl Sender {
 
 fn classify(error: reqwest::Error) -> Failure {
     if error.is_timeout() {
-        Failure::Timeout
-    } else if error.is_connect() {
-        Failure::Connect(root_cause(&error))
-    } else {
-        Failure::Request(root_cause(&error))
+        return Failure::Timeout;
     }
+    let cause = root_cause(&error);
+    if !error.is_connect() {
+        return Failure::Request(cause);
+    }
+    let chain = chain_text(&error).to_ascii_lowercase();
+    if has_io_kind(&error, std::io::ErrorKind::ConnectionRefused) {
+        Failure::Refused(cause)
+    } else if chain.contains("dns error") || chain.contains("lookup") {
+        Failure::Dns(cause)
+    } else if chain.contains("certificate") || chain.contains("tls") || chain.contains("handshake")
+    {
+        Failure::Tls(cause)
+    } else {
+        Failure::Connect(cause)
+    }
+}
+
+/// Whether an I/O error of this kind is somewhere in the chain.
+fn has_io_kind(error: &(dyn std::error::Error + 'static), kind: std::io::ErrorKind) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == kind)
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// Every message in the chain below the top one (which names the URL).
+fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = String::new();
+    let mut current = error.source();
+    while let Some(e) = current {
+        text.push_str(&e.to_string());
+        text.push(' ');
+        current = e.source();
+    }
+    text
 }
 
 /// The innermost error message ("Connection refused"), without the URL that

@@ -21,6 +21,8 @@
 //!   watermark. This is where `DateTimeStart` moves.
 //! * [`delivery`]: the HTTP client. This is where a batch is sent and the
 //!   reply is classified.
+//! * [`health`]: consecutive failures, backoff and deactivation (pure).
+//! * [`journal`]: the delivery log writer (`rowhook_delivery`).
 //! * [`scheduler`]: the tick loop that loads subscriptions, decides which are
 //!   due and runs them concurrently.
 //! * [`receiver`]: a small webhook receiver used by `rowhook demo` and by the
@@ -34,6 +36,8 @@ pub mod commands;
 pub mod config;
 pub mod db;
 pub mod delivery;
+pub mod health;
+pub mod journal;
 pub mod processor;
 pub mod receiver;
 pub mod scheduler;

@@ -40,5 +40,21 @@ async fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
             commands::migrate::run(url).await?;
             ExitCode::SUCCESS
         }
+        Command::Status(args) => {
+            commands::status::run(url, args).await?;
+            ExitCode::SUCCESS
+        }
+        Command::Deliveries(args) => {
+            commands::deliveries::run(url, args).await?;
+            ExitCode::SUCCESS
+        }
+        Command::Subscriptions(command) => {
+            commands::subscriptions::run(url, command).await?;
+            ExitCode::SUCCESS
+        }
+        Command::Replay(args) => {
+            commands::replay::run(url, args).await?;
+            ExitCode::SUCCESS
+        }
     })
 }

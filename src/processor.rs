@@ -10,8 +10,8 @@
 //!    commit rows (see [`crate::window`] and the scheduler).
 //! 3. Page through it by keyset, at most `batch_size` rows per POST, one
 //!    POST at a time, in (stamp, key) order, recording each acknowledged
-//!    batch. Between batches the subscription row is read again: deleted,
-//!    stopped or moved, the window ends there.
+//!    batch and logging every attempt. Between batches the subscription row
+//!    is read again: deleted, stopped or moved, the window ends there.
 //! 4. Only when every batch got HTTP 200, compare-and-set `DateTimeStart`
 //!    from the value that was read to `stop`. An empty window still advances.
 //!
@@ -21,12 +21,14 @@
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
+use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::db::{Clock, Database, DbError, Progress, WatchedTable};
+use crate::db::{Clock, Database, DbError, DeliveryRecord, Page, Progress, WatchedTable};
 use crate::delivery::{Failure, Sender};
-use crate::subscription::Subscription;
+use crate::journal::Journal;
+use crate::subscription::{Subscription, SubscriptionId};
 use crate::window::{self, Cursor, Plan, Window};
 
 /// How a window ended.
@@ -45,10 +47,19 @@ pub enum Outcome {
     Failed {
         failure: Failure,
         rows_delivered: usize,
+        batch: Batch,
     },
     /// Shutdown began, or the subscription was deleted or expired,
     /// mid-window; `DateTimeStart` is unchanged.
     Abandoned,
+}
+
+/// The batch a failure happened on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub id: String,
+    pub rows: usize,
+    pub first_key: Option<i64>,
 }
 
 /// Shared, read-only things a window needs.
@@ -58,6 +69,23 @@ pub struct Context {
     pub sender: Sender,
     pub settings: Settings,
     pub shutdown: CancellationToken,
+    pub journal: Journal,
+}
+
+/// A batch's id: the same for a retry of the same rows (same keys, same
+/// stamps), different for any other rows. Receivers de-duplicate on it; it
+/// travels as `Rowhook-Batch-Id`.
+pub fn batch_id(subscription: SubscriptionId, table: &str, page: &Page) -> String {
+    let mut hash = Sha256::new();
+    hash.update(format!("{subscription}|{table}"));
+    for at in &page.keys {
+        hash.update(format!("|{}#{}", at.stamp, at.key));
+    }
+    hash.finalize()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// How far below the server's clock a window restarts after the clock went
@@ -76,6 +104,9 @@ struct Run<'a> {
     after: Option<Cursor>,
     rows: usize,
     batches: usize,
+    /// The tick's local time and when it was, to date each attempt.
+    clock: Clock,
+    ticked: Instant,
 }
 
 /// Processes one due subscription. `clock` is when its row was read, `stop`
@@ -88,6 +119,7 @@ pub async fn process(
     stop: NaiveDateTime,
     progress: Option<&Progress>,
 ) -> Result<Outcome, DbError> {
+    let ticked = Instant::now();
     let (start, resume) = position(ctx, subscription, progress).await?;
     let (window, after) = match resume {
         Some((window_stop, cursor)) => {
@@ -117,6 +149,8 @@ pub async fn process(
         after,
         rows: 0,
         batches: 0,
+        clock,
+        ticked,
     };
     run.deliver().await
 }
@@ -209,7 +243,7 @@ impl Run<'_> {
                 .db
                 .fetch_page(self.table, self.window, self.after, batch_size)
                 .await?;
-            let Some(last) = page.last else { break };
+            let Some(last) = page.last() else { break };
             let rows = page.rows.len();
             if let Err(outcome) = self.send(page).await {
                 return Ok(outcome);
@@ -225,38 +259,71 @@ impl Run<'_> {
         self.advance().await
     }
 
-    /// POSTs one page; `Err` carries the outcome that ends the window.
-    async fn send(&self, page: crate::db::Page) -> Result<(), Outcome> {
+    /// POSTs one page and logs the attempt; `Err` carries the outcome that
+    /// ends the window.
+    async fn send(&self, page: Page) -> Result<(), Outcome> {
         let (subscription, table) = (self.subscription, self.table);
-        let rows = page.rows.len();
+        let id = batch_id(subscription.id, &table.watch_name, &page);
+        let (rows, first_key, last_key) = (
+            page.rows.len(),
+            page.first().map(|c| c.key),
+            page.last().map(|c| c.key),
+        );
         let body = serde_json::to_vec(&page.rows).unwrap_or_else(|_| b"[]".to_vec());
         let started = Instant::now();
         let result = tokio::select! {
-            result = self.ctx.sender.send(subscription, &table.watch_name, body) => result,
+            result = self.ctx.sender.send(subscription, &table.watch_name, &id, body) => result,
             () = self.ctx.shutdown.cancelled() => return Err(Outcome::Abandoned),
         };
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let (first_key, last_key) = (page.first.map(|c| c.key), page.last.map(|c| c.key));
+        self.ctx.journal.record(DeliveryRecord {
+            subscription: subscription.id,
+            batch_id: id.clone(),
+            watch_table: table.watch_name.clone(),
+            window_start: self.window.start,
+            window_stop: self.window.stop,
+            first_key,
+            last_key,
+            rows: u32::try_from(rows).unwrap_or(u32::MAX),
+            attempt: 0,
+            status: if result.is_ok() { "SENT" } else { "FAILED" },
+            http_status: result
+                .as_ref()
+                .err()
+                .map_or(Some(200), Failure::http_status),
+            error_class: result.as_ref().err().map(Failure::class),
+            error: result
+                .as_ref()
+                .err()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            elapsed_ms,
+            attempted_at: self.local_now(),
+        });
         match result {
             Ok(()) => {
                 tracing::info!(
                     subscription = %subscription.id, table = %table.watch_name, rows,
-                    status = 200, elapsed_ms, first_key, last_key, "Batch delivered."
+                    status = 200, elapsed_ms, first_key, last_key, batch = %id, "Batch delivered."
                 );
                 Ok(())
             }
-            Err(failure) => {
-                tracing::warn!(
-                    subscription = %subscription.id, table = %table.watch_name, rows,
-                    status = %failure, class = failure.class(), elapsed_ms, first_key,
-                    "Batch not delivered; will retry."
-                );
-                Err(Outcome::Failed {
-                    failure,
-                    rows_delivered: self.rows,
-                })
-            }
+            Err(failure) => Err(Outcome::Failed {
+                failure,
+                rows_delivered: self.rows,
+                batch: Batch {
+                    id,
+                    rows,
+                    first_key,
+                },
+            }),
         }
+    }
+
+    /// Open Dental's local time now: the tick's, plus the time since.
+    fn local_now(&self) -> NaiveDateTime {
+        let since = chrono::Duration::from_std(self.ticked.elapsed()).unwrap_or_default();
+        self.clock.local + since
     }
 
     /// Reads the subscription row again; `Some` ends the window.

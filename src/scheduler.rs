@@ -1,13 +1,14 @@
 //! The tick loop: where subscriptions are loaded and handed out.
 //!
 //! Every tick (about once a second) reads `apisubscription` afresh — so rows
-//! that were inserted, edited or deleted take effect on the next tick — and
-//! the server's `NOW()` with it. Each row is parsed; a row that cannot be
-//! processed is logged once (again only if its problem changes) and skipped.
-//! Each due subscription runs as its own task, bounded by a semaphore, so a
-//! slow endpoint never delays another subscription's tick; a subscription
-//! still in flight is not started twice. Subscriptions whose last attempt
-//! failed are started after the others, as Open Dental does.
+//! that were inserted, edited or deleted take effect on the next tick —
+//! together with the server's clock, rowhook's progress and each
+//! subscription's health, in one statement. Each row is parsed; a row that
+//! cannot be processed is logged once (again only if its problem changes)
+//! and skipped. Each due subscription runs as its own task, bounded by a
+//! semaphore, so a slow endpoint never delays another subscription; a
+//! subscription still in flight, backing off, or deactivated is not
+//! started. Subscriptions whose last attempt failed go after the others.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -19,6 +20,7 @@ use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use crate::db::{Clock, DbError, OpenWrites, Progress, WatchedTable};
+use crate::health::Health;
 use crate::processor::{self, Context, Outcome};
 use crate::subscription::{Parsed, Subscription, SubscriptionId, SubscriptionRow};
 
@@ -29,7 +31,7 @@ const TABLE_CACHE_TTL: Duration = Duration::from_secs(60);
 /// How long shutdown waits for in-flight windows to notice cancellation.
 const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
-/// What a `--once` run did, for its exit status.
+/// What a run did, for `--once`'s exit status.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Summary {
     pub processed: usize,
@@ -37,7 +39,7 @@ pub struct Summary {
 }
 
 /// Runs ticks until `ctx.shutdown` is cancelled (or, with `once`, after one
-/// tick's work is finished).
+/// tick's work is finished), then waits for the delivery log to be written.
 pub async fn run(ctx: Context, once: bool) -> Summary {
     let scheduler = Arc::new(Scheduler::new(ctx));
     let tracker = TaskTracker::new();
@@ -69,6 +71,7 @@ pub async fn run(ctx: Context, once: bool) -> Summary {
     if tokio::time::timeout(limit, tracker.wait()).await.is_err() {
         tracing::warn!("In-flight windows did not stop in time; their watermarks were not moved.");
     }
+    scheduler.ctx.journal.flush().await;
     scheduler.summary()
 }
 
@@ -77,6 +80,13 @@ pub async fn run(ctx: Context, once: bool) -> Summary {
 struct Times {
     clock: Clock,
     stop: NaiveDateTime,
+}
+
+/// What a task needs besides the subscription.
+struct Job {
+    subscription: Subscription,
+    progress: Option<Progress>,
+    health: Health,
 }
 
 struct Scheduler {
@@ -120,37 +130,45 @@ impl Scheduler {
     }
 
     async fn tick(self: &Arc<Self>, tracker: &TaskTracker) -> Result<(), DbError> {
-        let snapshot = self.ctx.db.snapshot().await?;
-        let rows = &snapshot.subscriptions;
-        self.forget_deleted(rows);
+        let mut snapshot = self.ctx.db.snapshot().await?;
+        self.forget_deleted(&snapshot.subscriptions);
         let now = snapshot.clock.local;
-        let mut due: Vec<Subscription> =
-            rows.iter().filter_map(|row| self.admit(row, now)).collect();
+        let mut due: Vec<Job> = Vec::new();
+        for row in &snapshot.subscriptions {
+            let health = snapshot.health.remove(&row.id()).unwrap_or_default();
+            if let Some(subscription) = self.admit(row, &health, now) {
+                let progress = snapshot.progress.remove(&subscription.id);
+                due.push(Job {
+                    subscription,
+                    progress,
+                    health,
+                });
+            }
+        }
         if due.is_empty() {
             return Ok(());
         }
         {
             let failed = lock(&self.failed_last);
-            due.sort_by_key(|s| failed.contains(&s.id));
+            due.sort_by_key(|job| failed.contains(&job.subscription.id));
         }
+        let stop = self.safe_stop(snapshot.clock.instant).await?;
         let times = Times {
             clock: snapshot.clock,
-            stop: self.safe_stop(snapshot.clock.instant).await?,
+            stop,
         };
-        for subscription in due {
-            lock(&self.in_flight).insert(subscription.id);
-            let progress = snapshot.progress.get(&subscription.id).cloned();
+        for job in due {
+            lock(&self.in_flight).insert(job.subscription.id);
             let this = Arc::clone(self);
-            tracker.spawn(async move { this.process(subscription, times, progress).await });
+            tracker.spawn(async move { this.process(job, times).await });
         }
         Ok(())
     }
 
-    /// The end of this tick's windows: `now` less the safety lag, and before
-    /// the oldest transaction that has written rows it has not committed
-    /// (their stamps are older than their commit). When the server will not
-    /// show its transactions, a longer lag stands in.
-    /// `now` and the result are instants (the time base stamps compare in).
+    /// The end of this tick's windows, as an instant: `now` less the safety
+    /// lag, and before the oldest transaction that has written rows it has
+    /// not committed (their stamps are older than their commit). When the
+    /// server will not show its transactions, a longer lag stands in.
     async fn safe_stop(&self, now: NaiveDateTime) -> Result<NaiveDateTime, DbError> {
         let lag = |d: Duration| now - chrono::Duration::from_std(d).unwrap_or_default();
         let settings = &self.ctx.settings;
@@ -175,7 +193,12 @@ impl Scheduler {
 
     /// Parses a row and decides whether it runs now. Says once why not,
     /// when the reason is worth an operator's attention.
-    fn admit(&self, row: &SubscriptionRow, now: NaiveDateTime) -> Option<Subscription> {
+    fn admit(
+        &self,
+        row: &SubscriptionRow,
+        health: &Health,
+        now: NaiveDateTime,
+    ) -> Option<Subscription> {
         let id = row.id();
         let subscription = match row.parse() {
             Ok(Parsed::Database(s)) => *s,
@@ -201,25 +224,27 @@ impl Scheduler {
             self.notice(id, "expired: DateTimeStop is in the past".to_owned());
             return None;
         }
+        if health.deactivated_at.is_some() {
+            self.notice(id, format!(
+                "deactivated after {} consecutive failures; reactivate with `rowhook subscriptions reactivate {id}`",
+                health.consecutive_failures
+            ));
+            return None;
+        }
         let busy = lock(&self.in_flight).contains(&id);
-        (subscription.is_due(now) && !busy).then_some(subscription)
+        (subscription.is_due(now) && health.may_attempt(now) && !busy).then_some(subscription)
     }
 
-    async fn process(&self, subscription: Subscription, times: Times, progress: Option<Progress>) {
-        let id = subscription.id;
+    async fn process(&self, job: Job, times: Times) {
+        let id = job.subscription.id;
         if let Ok(_permit) = self.permits.acquire().await {
-            self.process_permitted(&subscription, times, progress.as_ref())
-                .await;
+            self.process_permitted(&job, times).await;
         }
         lock(&self.in_flight).remove(&id);
     }
 
-    async fn process_permitted(
-        &self,
-        subscription: &Subscription,
-        times: Times,
-        progress: Option<&Progress>,
-    ) {
+    async fn process_permitted(&self, job: &Job, times: Times) {
+        let subscription = &job.subscription;
         let id = subscription.id;
         let table = match self.table(subscription).await {
             Ok(table) => table,
@@ -236,6 +261,7 @@ impl Scheduler {
         };
         lock(&self.notices).remove(&id);
         self.processed.fetch_add(1, Ordering::Relaxed);
+        let progress = job.progress.as_ref();
         match processor::process(
             &self.ctx,
             subscription,
@@ -246,7 +272,7 @@ impl Scheduler {
         )
         .await
         {
-            Ok(outcome) => self.record(id, &table, outcome),
+            Ok(outcome) => self.record(job, &table, outcome, times.clock.local).await,
             Err(error) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
                 lock(&self.tables).remove(&subscription.target.name);
@@ -256,19 +282,44 @@ impl Scheduler {
         }
     }
 
-    fn record(&self, id: SubscriptionId, table: &WatchedTable, outcome: Outcome) {
-        let failed = matches!(outcome, Outcome::Failed { .. });
-        if failed {
-            self.failed.fetch_add(1, Ordering::Relaxed);
-            lock(&self.failed_last).insert(id);
-        } else {
-            lock(&self.failed_last).remove(&id);
-        }
-        match outcome {
-            Outcome::Delivered { rows, batches } if rows > 0 => {
-                tracing::debug!(subscription = %id, table = %table.watch_name, rows, batches, "Window delivered.");
+    /// Updates the subscription's health after a window, and says what an
+    /// operator needs to know: one WARN per failure, one ERROR on
+    /// deactivation.
+    async fn record(&self, job: &Job, table: &WatchedTable, outcome: Outcome, now: NaiveDateTime) {
+        let id = job.subscription.id;
+        let before = &job.health;
+        let after = match &outcome {
+            Outcome::Failed { failure, batch, .. } => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                lock(&self.failed_last).insert(id);
+                let after = before.failed(id, now, &failure.to_string(), &self.ctx.settings.retry);
+                match after.next_retry_at {
+                    Some(next_retry) => tracing::warn!(
+                        subscription = %id, table = %table.watch_name, rows = batch.rows,
+                        status = %failure, class = failure.class(), batch = %batch.id,
+                        first_key = batch.first_key, failures = after.consecutive_failures,
+                        next_retry = %next_retry, "Batch not delivered; will retry."
+                    ),
+                    None => tracing::error!(
+                        subscription = %id, table = %table.watch_name, failures = after.consecutive_failures,
+                        last_failure = %failure,
+                        "Subscription deactivated after too many consecutive failures; it keeps its \
+                         DateTimeStart. Reactivate with `rowhook subscriptions reactivate {id}`."
+                    ),
+                }
+                Some(after)
             }
-            _ => {}
+            Outcome::Delivered { rows, .. } | Outcome::Superseded { rows, .. } => {
+                lock(&self.failed_last).remove(&id);
+                // Idle windows of a healthy subscription write nothing.
+                (*rows > 0 || before.consecutive_failures > 0).then(|| before.succeeded(now))
+            }
+            Outcome::Waiting | Outcome::Abandoned => None,
+        };
+        if let Some(after) = after {
+            if let Err(error) = self.ctx.db.save_health(id, &after).await {
+                tracing::warn!(subscription = %id, %error, "Cannot record the subscription's health.");
+            }
         }
     }
 

@@ -67,11 +67,13 @@ async fn run_in(dir: &std::path::Path, args: &DemoArgs) -> anyhow::Result<usize>
         ..Settings::default()
     };
     let sender = Sender::new(&settings.workstation, settings.request_timeout)?;
+    let journal = crate::journal::Journal::start(db.clone(), settings.delivery_log_retention);
     let ctx = Context {
         db: db.clone(),
         sender,
         settings,
         shutdown: shutdown.clone(),
+        journal,
     };
     let daemon = tokio::spawn(scheduler::run(ctx, false));
     let writer = tokio::spawn(write_changes(pool.clone(), shutdown.clone()));

@@ -2,9 +2,13 @@
 //! `anyhow::Result`, the only layer where errors become messages for people.
 
 pub mod check;
+pub mod deliveries;
 pub mod demo;
 pub mod migrate;
+pub mod replay;
 pub mod run;
+pub mod status;
+pub mod subscriptions;
 
 use anyhow::Context as _;
 
@@ -20,4 +24,36 @@ pub async fn connect(args: &DbArgs, max_connections: u32) -> anyhow::Result<Data
     Database::connect_in_zone(url, max_connections, args.time_zone.as_deref())
         .await
         .context("cannot connect to the database")
+}
+
+/// Renders rows as a plain, aligned text table for a terminal.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        padded.join("  ").trim_end().to_owned()
+    };
+    let mut out = line(headers.iter().map(|h| (*h).to_owned()).collect());
+    for row in rows {
+        out.push('\n');
+        out.push_str(&line(row.clone()));
+    }
+    out
+}
+
+/// An optional time as text, `-` when absent.
+pub fn when(t: Option<chrono::NaiveDateTime>) -> String {
+    t.map_or_else(
+        || "-".to_owned(),
+        |t| t.format(crate::DATETIME_FORMAT).to_string(),
+    )
 }

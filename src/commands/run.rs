@@ -23,11 +23,13 @@ pub async fn run(db_args: &DbArgs, args: &RunArgs) -> anyhow::Result<Summary> {
         max_lookback = %settings.max_lookback.map_or("unlimited".into(), |d| humantime::format_duration(d).to_string()),
         once = args.once, "rowhook started."
     );
+    let journal = crate::journal::Journal::start(db.clone(), settings.delivery_log_retention);
     let ctx = Context {
         db: db.clone(),
         sender,
         settings,
         shutdown,
+        journal,
     };
     let summary = scheduler::run(ctx, args.once).await;
     db.close().await;

@@ -22,6 +22,11 @@ const MYSQL: &[(i64, &str, &str)] = &[
         "rowhook_progress",
         include_str!("../../migrations/mysql/0002_rowhook_progress.sql"),
     ),
+    (
+        3,
+        "health_and_deliveries",
+        include_str!("../../migrations/mysql/0003_health_and_deliveries.sql"),
+    ),
 ];
 
 const SQLITE: &[(i64, &str, &str)] = &[
@@ -34,6 +39,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         2,
         "rowhook_progress",
         include_str!("../../migrations/sqlite/0002_rowhook_progress.sql"),
+    ),
+    (
+        3,
+        "health_and_deliveries",
+        include_str!("../../migrations/sqlite/0003_health_and_deliveries.sql"),
     ),
 ];
 

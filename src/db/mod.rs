@@ -15,6 +15,7 @@
 pub mod encode;
 mod migrate;
 mod mysql;
+mod operator;
 mod sqlite;
 
 use std::collections::HashMap;
@@ -28,7 +29,9 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
 pub use encode::ColumnKind;
+pub use operator::{DeliveryRecord, NewSubscription};
 
+use crate::health::Health;
 use crate::subscription::{SubscriptionId, SubscriptionRow};
 use crate::watch_table::{RowFilter, WatchTarget};
 use crate::window::{Cursor, Window};
@@ -111,6 +114,7 @@ pub struct Snapshot {
     pub clock: Clock,
     pub subscriptions: Vec<SubscriptionRow>,
     pub progress: HashMap<SubscriptionId, Progress>,
+    pub health: HashMap<SubscriptionId, Health>,
 }
 
 /// A column of a watched table, as the schema declares it.
@@ -144,16 +148,23 @@ pub struct WatchedTable {
 #[derive(Debug, Clone, Default)]
 pub struct Page {
     pub rows: Vec<Value>,
-    /// The (stamp, key) of the first and last row, for logs and the cursor.
-    pub first: Option<Cursor>,
-    pub last: Option<Cursor>,
+    /// Each row's (stamp, key), in the same order: the cursor, the logs and
+    /// the batch id are made from these.
+    pub keys: Vec<Cursor>,
 }
 
 impl Page {
     fn push(&mut self, row: Map<String, Value>, at: Cursor) {
-        self.first.get_or_insert(at);
-        self.last = Some(at);
+        self.keys.push(at);
         self.rows.push(Value::Object(row));
+    }
+
+    pub fn first(&self) -> Option<Cursor> {
+        self.keys.first().copied()
+    }
+
+    pub fn last(&self) -> Option<Cursor> {
+        self.keys.last().copied()
     }
 }
 

@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 use sqlx::mysql::{MySqlPool, MySqlRow};
 use sqlx::Row;
 
+use super::operator::health_from;
 use super::{
     choose_change_column, encode, format_time, order_and_limit, page_binds, parse_server_time,
     progress_from, quote, window_from, Clock, Column, ColumnKind, DbError, OpenWrites, Page,
@@ -104,10 +105,14 @@ pub(super) async fn snapshot(pool: &MySqlPool, zone: &str) -> Result<Snapshot, D
                 s.CustomerKey, s.WatchTable, CAST(s.PollingSeconds AS SIGNED), s.UiEventType, \
                 CAST(s.DateTimeStart AS CHAR), CAST(s.DateTimeStop AS CHAR), \
                 p.date_time_start, CAST(p.watermark AS CHAR), CAST(p.window_stop AS CHAR), \
-                CAST(p.cursor_stamp AS CHAR), p.cursor_key \
+                CAST(p.cursor_stamp AS CHAR), p.cursor_key, \
+                CAST(h.consecutive_failures AS SIGNED), CAST(h.last_success_at AS CHAR), \
+                CAST(h.last_failure_at AS CHAR), CAST(h.next_retry_at AS CHAR), \
+                CAST(h.deactivated_at AS CHAR), h.last_failure_reason \
          FROM (SELECT 1 AS one) AS tick \
          LEFT JOIN apisubscription s ON TRUE \
          LEFT JOIN rowhook_progress p ON p.subscription_num = s.ApiSubscriptionNum \
+         LEFT JOIN rowhook_health h ON h.subscription_num = s.ApiSubscriptionNum \
          ORDER BY s.ApiSubscriptionNum",
     )
     .bind(zone)
@@ -121,7 +126,7 @@ pub(super) async fn snapshot(pool: &MySqlPool, zone: &str) -> Result<Snapshot, D
         local: parse_server_time(&first.try_get::<Option<String>, _>(1)?.unwrap_or_default())?,
     };
     let mut subscriptions = Vec::with_capacity(rows.len());
-    let mut progress = HashMap::new();
+    let (mut progress, mut health) = (HashMap::new(), HashMap::new());
     for row in &rows {
         let Some(num) = row.try_get::<Option<i64>, _>(2)? else {
             continue;
@@ -150,11 +155,21 @@ pub(super) async fn snapshot(pool: &MySqlPool, zone: &str) -> Result<Snapshot, D
         if let Some(p) = mine {
             progress.insert(SubscriptionId(num), p);
         }
+        let times = [
+            row.try_get(17)?,
+            row.try_get(18)?,
+            row.try_get(19)?,
+            row.try_get(20)?,
+        ];
+        if let Some(h) = health_from(row.try_get(16)?, times, row.try_get(21)?)? {
+            health.insert(SubscriptionId(num), h);
+        }
     }
     Ok(Snapshot {
         clock,
         subscriptions,
         progress,
+        health,
     })
 }
 

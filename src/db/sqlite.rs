@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{Row, TypeInfo, ValueRef};
 
+use super::operator::health_from;
 use super::{
     choose_change_column, encode, order_and_limit, page_binds, parse_server_time, progress_from,
     quote, window_from, Clock, Column, ColumnKind, DbError, Page, Snapshot, WatchedTable,
@@ -36,15 +37,18 @@ pub(super) async fn snapshot(pool: &SqlitePool) -> Result<Snapshot, DbError> {
         "SELECT s.ApiSubscriptionNum, s.EndPointUrl, s.Workstation, s.CustomerKey, s.WatchTable, \
                 CAST(s.PollingSeconds AS INTEGER), s.UiEventType, \
                 CAST(s.DateTimeStart AS TEXT), CAST(s.DateTimeStop AS TEXT), \
-                p.date_time_start, p.watermark, p.window_stop, p.cursor_stamp, p.cursor_key \
+                p.date_time_start, p.watermark, p.window_stop, p.cursor_stamp, p.cursor_key, \
+                h.consecutive_failures, h.last_success_at, h.last_failure_at, h.next_retry_at, \
+                h.deactivated_at, h.last_failure_reason \
          FROM apisubscription s \
          LEFT JOIN rowhook_progress p ON p.subscription_num = s.ApiSubscriptionNum \
+         LEFT JOIN rowhook_health h ON h.subscription_num = s.ApiSubscriptionNum \
          ORDER BY s.ApiSubscriptionNum",
     )
     .fetch_all(pool)
     .await?;
     let mut subscriptions = Vec::with_capacity(rows.len());
-    let mut progress = HashMap::new();
+    let (mut progress, mut health) = (HashMap::new(), HashMap::new());
     for row in &rows {
         let text = |i: usize| -> Result<String, sqlx::Error> {
             Ok(row.try_get::<Option<String>, _>(i)?.unwrap_or_default())
@@ -71,11 +75,21 @@ pub(super) async fn snapshot(pool: &SqlitePool) -> Result<Snapshot, DbError> {
         if let Some(p) = mine {
             progress.insert(SubscriptionId(num), p);
         }
+        let times = [
+            row.try_get(15)?,
+            row.try_get(16)?,
+            row.try_get(17)?,
+            row.try_get(18)?,
+        ];
+        if let Some(h) = health_from(row.try_get(14)?, times, row.try_get(19)?)? {
+            health.insert(SubscriptionId(num), h);
+        }
     }
     Ok(Snapshot {
         clock,
         subscriptions,
         progress,
+        health,
     })
 }
 

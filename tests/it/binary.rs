@@ -8,9 +8,7 @@ use rowhook::receiver::{Behaviour, Receiver};
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
-use crate::helpers::{eventually, keys, Sub, TestDb, PATIENCE, WORKSTATION};
-
-const BIN: &str = env!("CARGO_BIN_EXE_rowhook");
+use crate::helpers::{eventually, keys, run, Sub, TestDb, BIN, PATIENCE, WORKSTATION};
 
 /// A running `rowhook` whose stderr is collected.
 struct Process {
@@ -68,28 +66,6 @@ impl Process {
             .ok()?
             .code()
     }
-}
-
-/// Runs `rowhook ARGS` to completion; returns (exit code, stdout, stderr).
-async fn run(db_url: Option<&str>, args: &[&str]) -> (i32, String, String) {
-    let mut command = Command::new(BIN);
-    command
-        .args(args)
-        .env("ROWHOOK_WORKSTATION", WORKSTATION)
-        .env_remove("DATABASE_URL");
-    if let Some(url) = db_url {
-        command.env("DATABASE_URL", url);
-    }
-    let out = tokio::time::timeout(Duration::from_secs(120), command.output())
-        .await
-        .expect("rowhook finished in time")
-        .expect("rowhook ran");
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (
-        out.status.code().unwrap_or(-1),
-        text(&out.stdout),
-        text(&out.stderr),
-    )
 }
 
 #[tokio::test]

@@ -14,6 +14,8 @@ use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
 pub const WORKSTATION: &str = "TEST-WS";
+/// The real binary, built by cargo for the tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_rowhook");
 /// Long enough for a loaded CI machine; every wait ends as soon as its
 /// condition holds.
 pub const PATIENCE: Duration = Duration::from_secs(30);
@@ -291,22 +293,32 @@ impl<'a> Sub<'a> {
     }
 }
 
+/// Settings for tests of the spine's behaviour. Retries are not spaced out
+/// (a failed subscription may run again on the next tick) so that a test of
+/// "the rows come later" need not wait out a backoff; the tests of backoff
+/// itself set a real [`RetryPolicy`](rowhook::health::RetryPolicy).
 pub fn settings() -> Settings {
     Settings {
         workstation: WORKSTATION.into(),
         request_timeout: Duration::from_secs(5),
         tick: Duration::from_millis(200),
+        retry: rowhook::health::RetryPolicy {
+            base: Duration::ZERO,
+            ..Default::default()
+        },
         ..Settings::default()
     }
 }
 
 pub fn context(db: &TestDb, settings: Settings, shutdown: CancellationToken) -> Context {
     let sender = Sender::new(&settings.workstation, settings.request_timeout).unwrap();
+    let journal = rowhook::journal::Journal::start(db.db.clone(), settings.delivery_log_retention);
     Context {
         db: db.db.clone(),
         sender,
         settings,
         shutdown,
+        journal,
     }
 }
 
@@ -357,4 +369,26 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false
+}
+
+/// Runs `rowhook ARGS` to completion; returns (exit code, stdout, stderr).
+pub async fn run(db_url: Option<&str>, args: &[&str]) -> (i32, String, String) {
+    let mut command = tokio::process::Command::new(BIN);
+    command
+        .args(args)
+        .env("ROWHOOK_WORKSTATION", WORKSTATION)
+        .env_remove("DATABASE_URL");
+    if let Some(url) = db_url {
+        command.env("DATABASE_URL", url);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(120), command.output())
+        .await
+        .expect("rowhook finished in time")
+        .expect("rowhook ran");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+        text(&out.stderr),
+    )
 }

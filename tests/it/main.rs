@@ -11,6 +11,7 @@ mod delivery;
 mod encoding;
 mod exactness;
 mod helpers;
+mod operations;
 mod paging;
 mod selection;
 mod subscriptions_live;

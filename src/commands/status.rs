@@ -1,0 +1,113 @@
+//! `rowhook status`: one line per subscription, from the same tables the
+//! daemon reads and writes.
+
+use chrono::NaiveDateTime;
+use serde_json::{json, Value};
+
+use crate::cli::{DbArgs, StatusArgs};
+use crate::config::default_workstation;
+use crate::health::Health;
+use crate::subscription::{Parsed, SubscriptionRow};
+
+/// Prints the status table (or JSON).
+pub async fn run(db_args: &DbArgs, args: &StatusArgs) -> anyhow::Result<()> {
+    let db = super::connect(db_args, 1).await?;
+    let snapshot = db.snapshot().await?;
+    db.close().await;
+    let ours = args.workstation.clone().unwrap_or_else(default_workstation);
+    let now = snapshot.clock.local;
+    let lines: Vec<Value> = snapshot
+        .subscriptions
+        .iter()
+        .map(|row| {
+            let health = snapshot.health.get(&row.id()).cloned().unwrap_or_default();
+            describe(row, &health, now, &ours)
+        })
+        .collect();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&lines)?);
+        return Ok(());
+    }
+    let headers = [
+        "SUB",
+        "STATE",
+        "WORKSTATION",
+        "TABLE",
+        "POLL",
+        "LAG",
+        "LAST SUCCESS",
+        "LAST FAILURE",
+        "FAILS",
+        "NEXT RETRY",
+        "URL",
+        "REASON",
+    ];
+    let text = |v: &Value, k: &str| match &v[k] {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".to_owned(),
+        other => other.to_string(),
+    };
+    let keys = [
+        "subscription",
+        "state",
+        "workstation",
+        "table",
+        "polling_seconds",
+        "lag",
+        "last_success",
+        "last_failure",
+        "consecutive_failures",
+        "next_retry",
+        "url",
+        "reason",
+    ];
+    let rows: Vec<Vec<String>> = lines
+        .iter()
+        .map(|l| keys.iter().map(|k| text(l, k)).collect())
+        .collect();
+    println!("{}", super::table(&headers, &rows));
+    Ok(())
+}
+
+fn describe(row: &SubscriptionRow, health: &Health, now: NaiveDateTime, ours: &str) -> Value {
+    let (state, url, reason) = match row.parse() {
+        Err(error) => ("invalid".to_owned(), None, Some(error.to_string())),
+        Ok(Parsed::UiEvent { .. }) => ("ui-event".to_owned(), None, None),
+        Ok(Parsed::Database(s)) => {
+            let state = if !s.workstation.matches(ours) {
+                "other-workstation"
+            } else if health.deactivated_at.is_some() {
+                "deactivated"
+            } else if s.is_expired(now) {
+                "expired"
+            } else if !health.may_attempt(now) {
+                "backing-off"
+            } else {
+                "active"
+            };
+            (state.to_owned(), Some(s.endpoint.to_string()), None)
+        }
+    };
+    let lag = crate::subscription::parse_od_datetime("DateTimeStart", &row.date_time_start)
+        .ok()
+        .and_then(|start| (now - start).to_std().ok())
+        .map(|d| {
+            humantime::format_duration(std::time::Duration::from_secs(d.as_secs())).to_string()
+        });
+    json!({
+        "subscription": row.num,
+        "state": state,
+        "workstation": row.workstation,
+        "table": row.watch_table,
+        "polling_seconds": row.polling_seconds,
+        "date_time_start": row.date_time_start,
+        "lag": lag,
+        "last_success": health.last_success_at.map(|t| super::when(Some(t))),
+        "last_failure": health.last_failure_at.map(|t| super::when(Some(t))),
+        "last_failure_reason": (!health.last_failure_reason.is_empty()).then(|| health.last_failure_reason.clone()),
+        "consecutive_failures": health.consecutive_failures,
+        "next_retry": health.next_retry_at.map(|t| super::when(Some(t))),
+        "url": url,
+        "reason": reason.or_else(|| (!health.last_failure_reason.is_empty()).then(|| health.last_failure_reason.clone())),
+    })
+}
