@@ -1,13 +1,17 @@
-//! The command line: `rowhook run | demo | check | migrate`.
+//! The command line: `rowhook run | demo | check | migrate | status |
+//! deliveries | subscriptions | replay | secret`.
 //!
 //! Every flag has an environment variable, so a systemd `EnvironmentFile`
 //! can hold the whole configuration and no secret appears in `ps`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipnet::IpNet;
 
 use crate::config::{self, Settings, MAX_BATCH_SIZE};
+use crate::destination::{self, NetworkPolicy};
 use crate::health::RetryPolicy;
 
 #[derive(Debug, Parser)]
@@ -80,6 +84,30 @@ pub enum Command {
     Subscriptions(SubscriptionsCommand),
     /// Re-send a subscription's changes since a time (moves its DateTimeStart back).
     Replay(ReplayArgs),
+    /// Show, set or rotate a subscription's signing secret (Standard Webhooks).
+    #[command(subcommand)]
+    Secret(SecretCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Print the secret receivers verify signatures with (created if missing).
+    Show { subscription: i64 },
+    /// Install a secret an integrator brings (whsec_...); the old one stops signing.
+    Set {
+        subscription: i64,
+        /// The secret, whsec_ followed by base64 of 24 to 64 bytes. Prefer
+        /// ROWHOOK_SECRET so it stays out of shell history and `ps`.
+        #[arg(env = "ROWHOOK_SECRET", hide_env_values = true)]
+        secret: String,
+    },
+    /// Create a new secret; the old one keeps signing too for a grace period.
+    Rotate {
+        subscription: i64,
+        /// How long the old secret keeps signing beside the new one.
+        #[arg(long, default_value = "24h", value_parser = config::parse_duration)]
+        grace: Duration,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -211,6 +239,17 @@ pub struct AgentArgs {
     /// How long the delivery log keeps attempts (0 = forever).
     #[arg(long, env = "ROWHOOK_DELIVERY_LOG_RETENTION", default_value = "30d", value_parser = config::parse_duration)]
     pub delivery_log_retention: Duration,
+    /// Receivers only in these networks (CIDR or address; repeat or comma-separate).
+    /// An address listed here is allowed even if --deny-network covers it.
+    #[arg(long, env = "ROWHOOK_ALLOW_NETWORK", value_delimiter = ',', value_parser = destination::parse_network)]
+    pub allow_network: Vec<IpNet>,
+    /// Receivers never in these networks. Default: link-local and cloud metadata
+    /// (169.254.0.0/16, fe80::/10, fd00:ec2::254); giving any replaces the default.
+    #[arg(long, env = "ROWHOOK_DENY_NETWORK", value_delimiter = ',', value_parser = destination::parse_network)]
+    pub deny_network: Vec<IpNet>,
+    /// Trust these certificate authorities (PEM) for HTTPS receivers, besides the built-in ones.
+    #[arg(long, env = "ROWHOOK_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
     /// Subscriptions processed at the same time.
     #[arg(long, env = "ROWHOOK_CONCURRENCY", default_value_t = 16,
           value_parser = clap::value_parser!(u16).range(1..))]
@@ -236,7 +275,23 @@ impl AgentArgs {
                 max_failures: self.max_failures,
             },
             delivery_log_retention: config::lookback(self.delivery_log_retention),
+            destinations: self.network_policy(),
+            ca_file: self.ca_file.clone(),
             ..Settings::default()
+        }
+    }
+}
+
+impl AgentArgs {
+    fn network_policy(&self) -> NetworkPolicy {
+        let default = NetworkPolicy::default();
+        NetworkPolicy {
+            allow: self.allow_network.clone(),
+            deny: if self.deny_network.is_empty() {
+                default.deny
+            } else {
+                self.deny_network.clone()
+            },
         }
     }
 }

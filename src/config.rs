@@ -3,7 +3,10 @@
 //! Every value comes from a `--flag` or its `ROWHOOK_*` environment variable
 //! (see [`crate::cli`]); subscriptions themselves are rows, not settings.
 
+use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::destination::NetworkPolicy;
 
 use crate::health::RetryPolicy;
 
@@ -35,6 +38,10 @@ pub struct Settings {
     pub retry: RetryPolicy,
     /// How long the delivery log keeps attempts; `None` forever.
     pub delivery_log_retention: Option<Duration>,
+    /// Which receiver addresses may be contacted.
+    pub destinations: NetworkPolicy,
+    /// Extra certificate authorities (PEM) trusted for HTTPS receivers.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -50,6 +57,8 @@ impl Default for Settings {
             fallback_lag: Duration::from_secs(5),
             retry: RetryPolicy::default(),
             delivery_log_retention: Some(Duration::from_secs(30 * 86_400)),
+            destinations: NetworkPolicy::default(),
+            ca_file: None,
         }
     }
 }

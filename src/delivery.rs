@@ -4,11 +4,16 @@
 //! another 2xx, a redirect (never followed), 4xx, 5xx, a timeout, a refused
 //! connection — is a [`Failure`], and the caller leaves the watermark alone.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::redirect::Policy;
 
+use crate::config::Settings;
+use crate::destination::{CheckedResolver, NetworkPolicy, Refused};
+use crate::signing::Signer;
 use crate::subscription::Subscription;
 
 /// How much of a response body is read (and thrown away) so the connection
@@ -22,6 +27,8 @@ pub enum Failure {
     Status(u16),
     #[error("no reply within the request timeout")]
     Timeout,
+    #[error("destination refused: {0}")]
+    Blocked(String),
     #[error("connection refused: {0}")]
     Refused(String),
     #[error("name lookup failed: {0}")]
@@ -35,14 +42,14 @@ pub enum Failure {
 }
 
 /// Every [`Failure::class`], for reading the delivery log back.
-const CLASSES: [&str; 7] = [
-    "non-200", "timeout", "refused", "dns", "tls", "connect", "request",
+const CLASSES: [&str; 8] = [
+    "non-200", "timeout", "refused", "dns", "tls", "connect", "request", "blocked",
 ];
 
 impl Failure {
     /// A short class for logs and the delivery log: `non-200`, `timeout`,
     /// `refused`, `dns`, `tls`, `connect` (other connection errors) or
-    /// `request`.
+    /// `request`, or `blocked` (the network policy refused the address).
     pub fn class(&self) -> &'static str {
         match self {
             Self::Status(_) => CLASSES[0],
@@ -52,6 +59,7 @@ impl Failure {
             Self::Tls(_) => CLASSES[4],
             Self::Connect(_) => CLASSES[5],
             Self::Request(_) => CLASSES[6],
+            Self::Blocked(_) => CLASSES[7],
         }
     }
 
@@ -77,6 +85,8 @@ impl Failure {
 pub enum SetupError {
     #[error("workstation name {0:?} cannot be sent in an HTTP header")]
     BadWorkstation(String),
+    #[error("cannot read --ca-file {path}: {reason}")]
+    CaFile { path: String, reason: String },
     #[error("cannot build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
 }
@@ -87,35 +97,63 @@ pub enum SetupError {
 pub struct Sender {
     client: reqwest::Client,
     workstation: HeaderValue,
+    policy: Arc<NetworkPolicy>,
 }
 
 impl Sender {
-    pub fn new(workstation: &str, timeout: Duration) -> Result<Self, SetupError> {
+    /// The client for these settings: never follows redirects, ignores
+    /// proxy variables (a proxy would resolve names where the network policy
+    /// cannot see), checks every receiver address against the policy, and
+    /// trusts `--ca-file` besides the built-in roots.
+    pub fn new(settings: &Settings) -> Result<Self, SetupError> {
+        let workstation = &settings.workstation;
         let workstation = HeaderValue::from_str(workstation)
-            .map_err(|_| SetupError::BadWorkstation(workstation.to_owned()))?;
-        let client = reqwest::Client::builder()
+            .map_err(|_| SetupError::BadWorkstation(workstation.clone()))?;
+        let timeout = settings.request_timeout;
+        let policy = Arc::new(settings.destinations.clone());
+        let mut builder = reqwest::Client::builder()
             .redirect(Policy::none())
+            .no_proxy()
+            .dns_resolver(Arc::new(CheckedResolver {
+                policy: Arc::clone(&policy),
+            }))
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("rowhook/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .user_agent(concat!("rowhook/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &settings.ca_file {
+            for certificate in read_ca_file(path)? {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
         Ok(Self {
-            client,
+            client: builder.build()?,
             workstation,
+            policy,
         })
     }
 
-    /// POSTs one batch (`body` is a JSON array) for `subscription`.
+    /// POSTs one batch (`body` is a JSON array) for `subscription`, signed
+    /// with `signer` (see [`crate::signing`]).
     pub async fn send(
         &self,
         subscription: &Subscription,
         event_type: &str,
         batch_id: &str,
+        signer: &Signer,
         body: Vec<u8>,
     ) -> Result<(), Failure> {
         let mut headers = self.headers(subscription, event_type);
+        // The batch id is hex, so these are always valid header values.
         if let Ok(id) = HeaderValue::from_str(batch_id) {
-            headers.insert("Rowhook-Batch-Id", id);
+            headers.insert("Rowhook-Batch-Id", id.clone());
+            headers.insert("webhook-id", id);
+        }
+        self.check_literal_address(subscription)?;
+        let timestamp = chrono::Utc::now().timestamp();
+        headers.insert("webhook-timestamp", HeaderValue::from(timestamp));
+        if let Ok(signature) = HeaderValue::from_str(&signer.signature(batch_id, timestamp, &body))
+        {
+            headers.insert("webhook-signature", signature);
         }
         let response = self
             .client
@@ -157,6 +195,9 @@ fn classify(error: reqwest::Error) -> Failure {
     if !error.is_connect() {
         return Failure::Request(cause);
     }
+    if let Some(refused) = find::<Refused>(&error) {
+        return Failure::Blocked(refused.to_string());
+    }
     let chain = chain_text(&error).to_ascii_lowercase();
     if has_io_kind(&error, std::io::ErrorKind::ConnectionRefused) {
         Failure::Refused(cause)
@@ -182,6 +223,20 @@ fn has_io_kind(error: &(dyn std::error::Error + 'static), kind: std::io::ErrorKi
         current = e.source();
     }
     false
+}
+
+/// The first error of type `T` in the chain.
+fn find<'a, T: std::error::Error + 'static>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        current = e.source();
+    }
+    None
 }
 
 /// Every message in the chain below the top one (which names the URL).
@@ -214,4 +269,33 @@ async fn drain(mut response: reqwest::Response) {
             break;
         }
     }
+}
+
+impl Sender {
+    /// A URL with a literal address never reaches the resolver, so it is
+    /// checked here.
+    fn check_literal_address(&self, subscription: &Subscription) -> Result<(), Failure> {
+        let address = match subscription.endpoint.url().host() {
+            Some(url::Host::Ipv4(v4)) => std::net::IpAddr::V4(v4),
+            Some(url::Host::Ipv6(v6)) => std::net::IpAddr::V6(v6),
+            _ => return Ok(()),
+        };
+        self.policy
+            .check(address)
+            .map_err(|refused| Failure::Blocked(refused.to_string()))
+    }
+}
+
+fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, SetupError> {
+    let failed = |reason: String| SetupError::CaFile {
+        path: path.display().to_string(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| failed(e.to_string()))?;
+    let certificates =
+        reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| failed(e.to_string()))?;
+    if certificates.is_empty() {
+        return Err(failed("no PEM certificate in it".to_owned()));
+    }
+    Ok(certificates)
 }

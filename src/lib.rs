@@ -21,6 +21,8 @@
 //!   watermark. This is where `DateTimeStart` moves.
 //! * [`delivery`]: the HTTP client. This is where a batch is sent and the
 //!   reply is classified.
+//! * [`signing`]: Standard Webhooks signatures and per-subscription secrets.
+//! * [`destination`]: which receiver addresses may be contacted.
 //! * [`health`]: consecutive failures, backoff and deactivation (pure).
 //! * [`journal`]: the delivery log writer (`rowhook_delivery`).
 //! * [`scheduler`]: the tick loop that loads subscriptions, decides which are
@@ -36,12 +38,14 @@ pub mod commands;
 pub mod config;
 pub mod db;
 pub mod delivery;
+pub mod destination;
 pub mod health;
 pub mod journal;
 pub mod processor;
 pub mod receiver;
 pub mod scheduler;
 pub mod shutdown;
+pub mod signing;
 pub mod subscription;
 pub mod telemetry;
 pub mod watch_table;

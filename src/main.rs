@@ -14,7 +14,7 @@ async fn main() -> ExitCode {
     match dispatch(&cli).await {
         Ok(code) => code,
         Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "rowhook failed.");
+            tracing::error!(error = %chain(&error), "rowhook failed.");
             ExitCode::from(2)
         }
     }
@@ -56,5 +56,25 @@ async fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
             commands::replay::run(url, args).await?;
             ExitCode::SUCCESS
         }
+        Command::Secret(command) => {
+            commands::secret::run(url, command).await?;
+            ExitCode::SUCCESS
+        }
     })
+}
+
+/// The error and its causes, each said once: drivers often repeat their
+/// cause's message in their own.
+fn chain(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let message = cause.to_string();
+        if !text.contains(&message) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&message);
+        }
+    }
+    text
 }

@@ -25,9 +25,12 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::db::{Clock, Database, DbError, DeliveryRecord, Page, Progress, WatchedTable};
+use crate::db::{
+    Clock, Database, DbError, DeliveryRecord, Page, Progress, StoredSecrets, WatchedTable,
+};
 use crate::delivery::{Failure, Sender};
 use crate::journal::Journal;
+use crate::signing::Signer;
 use crate::subscription::{Subscription, SubscriptionId};
 use crate::window::{self, Cursor, Plan, Window};
 
@@ -107,6 +110,8 @@ struct Run<'a> {
     /// The tick's local time and when it was, to date each attempt.
     clock: Clock,
     ticked: Instant,
+    /// Read when the first batch is about to go: an empty window needs none.
+    secrets: Option<StoredSecrets>,
 }
 
 /// Processes one due subscription. `clock` is when its row was read, `stop`
@@ -151,6 +156,7 @@ pub async fn process(
         batches: 0,
         clock,
         ticked,
+        secrets: None,
     };
     run.deliver().await
 }
@@ -245,7 +251,8 @@ impl Run<'_> {
                 .await?;
             let Some(last) = page.last() else { break };
             let rows = page.rows.len();
-            if let Err(outcome) = self.send(page).await {
+            let signer = self.signer().await?;
+            if let Err(outcome) = self.send(page, &signer).await {
                 return Ok(outcome);
             }
             self.rows += rows;
@@ -259,9 +266,19 @@ impl Run<'_> {
         self.advance().await
     }
 
+    /// The secrets that sign this attempt (read once per window).
+    async fn signer(&mut self) -> Result<Signer, DbError> {
+        let now = chrono::Utc::now().naive_utc();
+        if let Some(stored) = &self.secrets {
+            return Ok(stored.signer(now));
+        }
+        let stored = self.ctx.db.secrets(self.subscription.id).await?;
+        Ok(self.secrets.insert(stored).signer(now))
+    }
+
     /// POSTs one page and logs the attempt; `Err` carries the outcome that
     /// ends the window.
-    async fn send(&self, page: Page) -> Result<(), Outcome> {
+    async fn send(&self, page: Page, signer: &Signer) -> Result<(), Outcome> {
         let (subscription, table) = (self.subscription, self.table);
         let id = batch_id(subscription.id, &table.watch_name, &page);
         let (rows, first_key, last_key) = (
@@ -272,7 +289,7 @@ impl Run<'_> {
         let body = serde_json::to_vec(&page.rows).unwrap_or_else(|_| b"[]".to_vec());
         let started = Instant::now();
         let result = tokio::select! {
-            result = self.ctx.sender.send(subscription, &table.watch_name, &id, body) => result,
+            result = self.ctx.sender.send(subscription, &table.watch_name, &id, signer, body) => result,
             () = self.ctx.shutdown.cancelled() => return Err(Outcome::Abandoned),
         };
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

@@ -95,6 +95,7 @@ struct Scheduler {
     in_flight: Mutex<HashSet<SubscriptionId>>,
     failed_last: Mutex<HashSet<SubscriptionId>>,
     notices: Mutex<HashMap<SubscriptionId, String>>,
+    secured: Mutex<HashSet<SubscriptionId>>,
     tables: Mutex<HashMap<String, (WatchedTable, Instant)>>,
     processed: AtomicUsize,
     failed: AtomicUsize,
@@ -115,6 +116,7 @@ impl Scheduler {
             in_flight: Mutex::default(),
             failed_last: Mutex::default(),
             notices: Mutex::default(),
+            secured: Mutex::default(),
             tables: Mutex::default(),
             processed: AtomicUsize::new(0),
             failed: AtomicUsize::new(0),
@@ -259,6 +261,10 @@ impl Scheduler {
                 return;
             }
         };
+        if let Err(error) = self.secure(id).await {
+            self.problem(id, format!("skipped: {error}"));
+            return;
+        }
         lock(&self.notices).remove(&id);
         self.processed.fetch_add(1, Ordering::Relaxed);
         let progress = job.progress.as_ref();
@@ -323,6 +329,18 @@ impl Scheduler {
         }
     }
 
+    /// Gives a subscription its signing secret the first time this process
+    /// sees it, so the integrator can fetch it (`rowhook secret show`)
+    /// before the first event, and checks that a stored one is usable.
+    async fn secure(&self, id: SubscriptionId) -> Result<(), DbError> {
+        if lock(&self.secured).contains(&id) {
+            return Ok(());
+        }
+        self.ctx.db.secrets(id).await?;
+        lock(&self.secured).insert(id);
+        Ok(())
+    }
+
     /// The subscription's table, from the cache or the schema.
     async fn table(&self, subscription: &Subscription) -> Result<WatchedTable, DbError> {
         let key = &subscription.target.name;
@@ -362,5 +380,6 @@ impl Scheduler {
         let present: HashSet<SubscriptionId> = rows.iter().map(SubscriptionRow::id).collect();
         lock(&self.notices).retain(|id, _| present.contains(id));
         lock(&self.failed_last).retain(|id| present.contains(id));
+        lock(&self.secured).retain(|id| present.contains(id));
     }
 }

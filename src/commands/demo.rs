@@ -66,7 +66,7 @@ async fn run_in(dir: &std::path::Path, args: &DemoArgs) -> anyhow::Result<usize>
         workstation: "demo".into(),
         ..Settings::default()
     };
-    let sender = Sender::new(&settings.workstation, settings.request_timeout)?;
+    let sender = Sender::new(&settings)?;
     let journal = crate::journal::Journal::start(db.clone(), settings.delivery_log_retention);
     let ctx = Context {
         db: db.clone(),

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod migrate;
 pub mod replay;
 pub mod run;
+pub mod secret;
 pub mod status;
 pub mod subscriptions;
 

@@ -15,8 +15,7 @@ pub async fn run(db_args: &DbArgs, args: &RunArgs) -> anyhow::Result<Summary> {
         .saturating_add(2);
     let db = super::connect(db_args, pool_size).await?;
     db.check_migrated().await?;
-    let sender = Sender::new(&settings.workstation, settings.request_timeout)
-        .context("cannot set up HTTP delivery")?;
+    let sender = Sender::new(&settings).context("cannot set up HTTP delivery")?;
     let shutdown = crate::shutdown::on_signals().context("cannot listen for signals")?;
     tracing::info!(
         workstation = %settings.workstation, batch_size = settings.batch_size,

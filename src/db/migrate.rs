@@ -27,6 +27,11 @@ const MYSQL: &[(i64, &str, &str)] = &[
         "health_and_deliveries",
         include_str!("../../migrations/mysql/0003_health_and_deliveries.sql"),
     ),
+    (
+        4,
+        "rowhook_secret",
+        include_str!("../../migrations/mysql/0004_rowhook_secret.sql"),
+    ),
 ];
 
 const SQLITE: &[(i64, &str, &str)] = &[
@@ -44,6 +49,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         3,
         "health_and_deliveries",
         include_str!("../../migrations/sqlite/0003_health_and_deliveries.sql"),
+    ),
+    (
+        4,
+        "rowhook_secret",
+        include_str!("../../migrations/sqlite/0004_rowhook_secret.sql"),
     ),
 ];
 

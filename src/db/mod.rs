@@ -12,10 +12,21 @@
 //! by [`crate::watch_table::TableName`], then looked up in the schema, and
 //! only the schema's own spelling is ever quoted into a statement.
 
+/// Runs `$body` with `$pool` bound to the MySQL or SQLite pool.
+macro_rules! with_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            Database::MySql { pool: $pool, .. } => $body,
+            Database::Sqlite($pool) => $body,
+        }
+    };
+}
+
 pub mod encode;
 mod migrate;
 mod mysql;
 mod operator;
+mod secrets;
 mod sqlite;
 
 use std::collections::HashMap;
@@ -30,6 +41,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
 pub use encode::ColumnKind;
 pub use operator::{DeliveryRecord, NewSubscription};
+pub use secrets::StoredSecrets;
 
 use crate::health::Health;
 use crate::subscription::{SubscriptionId, SubscriptionRow};
@@ -56,6 +68,8 @@ pub enum DbError {
     UnknownZone(String),
     #[error("rowhook's tables are not up to date (pending: {0}); run `rowhook migrate`")]
     NotMigrated(String),
+    #[error("the signing secret stored for subscription {0} is unusable: {1}; set one with `rowhook secret set` or `rotate`")]
+    BadSecret(i64, crate::signing::SecretError),
     #[error("{0}")]
     Sql(#[from] sqlx::Error),
 }

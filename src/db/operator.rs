@@ -1,6 +1,6 @@
 //! SQL for rowhook's own health and delivery log, and for the operator's
 //! commands (`status`, `deliveries`, `subscriptions`, `replay`). Every
-//! statement here is plain SQL both backends accept; [`with_pool!`] runs it
+//! statement here is plain SQL both backends accept; `with_pool!` runs it
 //! on whichever pool this is.
 
 use chrono::NaiveDateTime;
@@ -9,16 +9,6 @@ use sqlx::Row;
 use super::{format_time, parse_server_time, Database, DbError};
 use crate::health::Health;
 use crate::subscription::SubscriptionId;
-
-/// Runs `$body` with `$pool` bound to the MySQL or SQLite pool.
-macro_rules! with_pool {
-    ($db:expr, $pool:ident => $body:expr) => {
-        match $db {
-            Database::MySql { pool: $pool, .. } => $body,
-            Database::Sqlite($pool) => $body,
-        }
-    };
-}
 
 /// One POST attempt, as `rowhook_delivery` records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,7 +223,8 @@ impl Database {
         Ok(true)
     }
 
-    async fn subscription_exists(&self, id: SubscriptionId) -> Result<bool, DbError> {
+    /// Whether `apisubscription` has this row.
+    pub async fn subscription_exists(&self, id: SubscriptionId) -> Result<bool, DbError> {
         let n: i64 = with_pool!(self, pool => {
             sqlx::query_scalar("SELECT COUNT(*) FROM apisubscription WHERE ApiSubscriptionNum = ?")
                 .bind(id.0)
@@ -278,7 +269,8 @@ impl Database {
         .await
     }
 
-    /// Deletes the row and rowhook's own records of it (the delivery log
+    /// Deletes the row and rowhook's own records of it, its secret included
+    /// (the delivery log
     /// keeps its history until pruned).
     pub async fn remove_subscription(&self, id: SubscriptionId) -> Result<bool, DbError> {
         let mut removed = false;
@@ -286,6 +278,7 @@ impl Database {
             "DELETE FROM apisubscription WHERE ApiSubscriptionNum = ?",
             "DELETE FROM rowhook_progress WHERE subscription_num = ?",
             "DELETE FROM rowhook_health WHERE subscription_num = ?",
+            "DELETE FROM rowhook_secret WHERE subscription_num = ?",
         ] {
             let n = with_pool!(self, pool => sqlx::query(sql).bind(id.0).execute(pool).await?.rows_affected());
             removed |= n > 0 && sql.contains("apisubscription");

@@ -311,7 +311,7 @@ pub fn settings() -> Settings {
 }
 
 pub fn context(db: &TestDb, settings: Settings, shutdown: CancellationToken) -> Context {
-    let sender = Sender::new(&settings.workstation, settings.request_timeout).unwrap();
+    let sender = Sender::new(&settings).unwrap();
     let journal = rowhook::journal::Journal::start(db.db.clone(), settings.delivery_log_retention);
     Context {
         db: db.db.clone(),

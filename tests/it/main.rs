@@ -8,10 +8,12 @@
 mod binary;
 mod chaos;
 mod delivery;
+mod destinations;
 mod encoding;
 mod exactness;
 mod helpers;
 mod operations;
 mod paging;
 mod selection;
+mod signing;
 mod subscriptions_live;

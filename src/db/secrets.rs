@@ -1,0 +1,137 @@
+//! SQL for `rowhook_secret`: each subscription's signing secrets.
+//!
+//! Times here are UTC from this machine's clock, the same clock that dates
+//! `webhook-timestamp`, so a rotation's grace period and the signatures
+//! agree.
+
+use chrono::NaiveDateTime;
+use sqlx::Row;
+
+use super::{format_time, parse_server_time, Database, DbError};
+use crate::signing::{Signer, SigningSecret};
+use crate::subscription::SubscriptionId;
+
+/// A subscription's secrets as stored.
+#[derive(Debug, Clone)]
+pub struct StoredSecrets {
+    pub current: SigningSecret,
+    /// The secret before a rotation, and until when (UTC) it still signs.
+    pub previous: Option<(SigningSecret, NaiveDateTime)>,
+}
+
+impl StoredSecrets {
+    /// The secrets that sign at `now` (UTC).
+    pub fn signer(&self, now: NaiveDateTime) -> Signer {
+        Signer {
+            current: self.current.clone(),
+            previous: self
+                .previous
+                .as_ref()
+                .filter(|(_, until)| now < *until)
+                .map(|(secret, _)| secret.clone()),
+        }
+    }
+}
+
+fn parse(id: SubscriptionId, text: &str) -> Result<SigningSecret, DbError> {
+    SigningSecret::parse(text).map_err(|e| DbError::BadSecret(id.0, e))
+}
+
+impl Database {
+    /// The subscription's secrets, creating a secret the first time.
+    pub async fn secrets(&self, id: SubscriptionId) -> Result<StoredSecrets, DbError> {
+        if let Some(stored) = self.read_secrets(id).await? {
+            return Ok(stored);
+        }
+        let fresh = SigningSecret::generate().map_err(|e| DbError::BadSecret(id.0, e))?;
+        let now = format_time(chrono::Utc::now().naive_utc());
+        // Two agents may create one at once; the key keeps the first.
+        let insert = with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO rowhook_secret (subscription_num, secret, created_at) \
+                 SELECT ?, ?, ? FROM (SELECT 1 AS one) AS single WHERE NOT EXISTS \
+                 (SELECT 1 FROM rowhook_secret WHERE subscription_num = ?)",
+            )
+            .bind(id.0)
+            .bind(fresh.expose())
+            .bind(&now)
+            .bind(id.0)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        });
+        if let Err(error) = insert {
+            tracing::debug!(subscription = %id, %error, "Secret created concurrently.");
+        }
+        match self.read_secrets(id).await? {
+            Some(stored) => Ok(stored),
+            None => Err(DbError::Sql(sqlx::Error::RowNotFound)),
+        }
+    }
+
+    async fn read_secrets(&self, id: SubscriptionId) -> Result<Option<StoredSecrets>, DbError> {
+        let sql = "SELECT secret, previous_secret, CAST(previous_until AS CHAR) \
+                   FROM rowhook_secret WHERE subscription_num = ?";
+        let row: Option<(String, Option<String>, Option<String>)> = with_pool!(self, pool => {
+            match sqlx::query(sql).bind(id.0).fetch_optional(pool).await? {
+                Some(row) => Some((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)),
+                None => None,
+            }
+        });
+        let Some((current, previous, until)) = row else {
+            return Ok(None);
+        };
+        let previous = match (previous, until) {
+            (Some(secret), Some(until)) => Some((parse(id, &secret)?, parse_server_time(&until)?)),
+            _ => None,
+        };
+        Ok(Some(StoredSecrets {
+            current: parse(id, &current)?,
+            previous,
+        }))
+    }
+
+    /// Replaces the secret with one an integrator brings; the old one stops
+    /// signing at once.
+    pub async fn set_secret(
+        &self,
+        id: SubscriptionId,
+        secret: &SigningSecret,
+    ) -> Result<(), DbError> {
+        self.secrets(id).await?;
+        with_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE rowhook_secret SET secret = ?, previous_secret = NULL, previous_until = NULL \
+                 WHERE subscription_num = ?",
+            )
+            .bind(secret.expose())
+            .bind(id.0)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Makes `secret` the current one; the old one keeps signing until
+    /// `until` (UTC).
+    pub async fn rotate_secret(
+        &self,
+        id: SubscriptionId,
+        secret: &SigningSecret,
+        until: NaiveDateTime,
+    ) -> Result<(), DbError> {
+        self.secrets(id).await?;
+        with_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE rowhook_secret SET previous_secret = secret, previous_until = ?, secret = ? \
+                 WHERE subscription_num = ?",
+            )
+            .bind(format_time(until))
+            .bind(secret.expose())
+            .bind(id.0)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+}
