@@ -239,6 +239,11 @@ pub struct AgentArgs {
     /// How long the delivery log keeps attempts (0 = forever).
     #[arg(long, env = "ROWHOOK_DELIVERY_LOG_RETENTION", default_value = "30d", value_parser = config::parse_duration)]
     pub delivery_log_retention: Duration,
+    /// The largest request body in bytes: pages are cut to fit; a single row
+    /// larger than this is skipped and reported.
+    #[arg(long, env = "ROWHOOK_MAX_REQUEST_BYTES", default_value_t = config::DEFAULT_MAX_REQUEST_BYTES,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1024..))]
+    pub max_request_bytes: usize,
     /// Receivers only in these networks (CIDR or address; repeat or comma-separate).
     /// An address listed here is allowed even if --deny-network covers it.
     #[arg(long, env = "ROWHOOK_ALLOW_NETWORK", value_delimiter = ',', value_parser = destination::parse_network)]
@@ -275,6 +280,7 @@ impl AgentArgs {
                 max_failures: self.max_failures,
             },
             delivery_log_retention: config::lookback(self.delivery_log_retention),
+            max_request_bytes: self.max_request_bytes,
             destinations: self.network_policy(),
             ca_file: self.ca_file.clone(),
             ..Settings::default()

@@ -38,11 +38,18 @@ pub struct Settings {
     pub retry: RetryPolicy,
     /// How long the delivery log keeps attempts; `None` forever.
     pub delivery_log_retention: Option<Duration>,
+    /// The largest request body; a page is cut to fit, and a row larger
+    /// than this alone is skipped and reported.
+    pub max_request_bytes: usize,
     /// Which receiver addresses may be contacted.
     pub destinations: NetworkPolicy,
     /// Extra certificate authorities (PEM) trusted for HTTPS receivers.
     pub ca_file: Option<PathBuf>,
 }
+
+/// 16 MiB: far above a page of ordinary rows (about 1 MB for 1000
+/// appointments), far below what would strain the office server.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -57,6 +64,7 @@ impl Default for Settings {
             fallback_lag: Duration::from_secs(5),
             retry: RetryPolicy::default(),
             delivery_log_retention: Some(Duration::from_secs(30 * 86_400)),
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             destinations: NetworkPolicy::default(),
             ca_file: None,
         }

@@ -19,6 +19,7 @@
 //!   look-back cap, due time).
 //! * [`processor`]: one subscription's window: page, send, advance the
 //!   watermark. This is where `DateTimeStart` moves.
+//! * [`batch`]: a page of rows cut into request bodies, and batch ids.
 //! * [`delivery`]: the HTTP client. This is where a batch is sent and the
 //!   reply is classified.
 //! * [`signing`]: Standard Webhooks signatures and per-subscription secrets.
@@ -33,6 +34,7 @@
 //!   [`telemetry`] and [`shutdown`] are the binary's plumbing.
 #![forbid(unsafe_code)]
 
+pub mod batch;
 pub mod cli;
 pub mod commands;
 pub mod config;

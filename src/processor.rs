@@ -21,17 +21,15 @@
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
-use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
+use crate::batch::{self, Batch, Oversized, Piece};
 use crate::config::Settings;
-use crate::db::{
-    Clock, Database, DbError, DeliveryRecord, Page, Progress, StoredSecrets, WatchedTable,
-};
+use crate::db::{Clock, Database, DbError, DeliveryRecord, Progress, StoredSecrets, WatchedTable};
 use crate::delivery::{Failure, Sender};
 use crate::journal::Journal;
 use crate::signing::Signer;
-use crate::subscription::{Subscription, SubscriptionId};
+use crate::subscription::Subscription;
 use crate::window::{self, Cursor, Plan, Window};
 
 /// How a window ended.
@@ -50,7 +48,7 @@ pub enum Outcome {
     Failed {
         failure: Failure,
         rows_delivered: usize,
-        batch: Batch,
+        batch: FailedBatch,
     },
     /// Shutdown began, or the subscription was deleted or expired,
     /// mid-window; `DateTimeStart` is unchanged.
@@ -59,7 +57,7 @@ pub enum Outcome {
 
 /// The batch a failure happened on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Batch {
+pub struct FailedBatch {
     pub id: String,
     pub rows: usize,
     pub first_key: Option<i64>,
@@ -73,22 +71,6 @@ pub struct Context {
     pub settings: Settings,
     pub shutdown: CancellationToken,
     pub journal: Journal,
-}
-
-/// A batch's id: the same for a retry of the same rows (same keys, same
-/// stamps), different for any other rows. Receivers de-duplicate on it; it
-/// travels as `Rowhook-Batch-Id`.
-pub fn batch_id(subscription: SubscriptionId, table: &str, page: &Page) -> String {
-    let mut hash = Sha256::new();
-    hash.update(format!("{subscription}|{table}"));
-    for at in &page.keys {
-        hash.update(format!("|{}#{}", at.stamp, at.key));
-    }
-    hash.finalize()
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// How far below the server's clock a window restarts after the clock went
@@ -251,12 +233,20 @@ impl Run<'_> {
                 .await?;
             let Some(last) = page.last() else { break };
             let rows = page.rows.len();
-            let signer = self.signer().await?;
-            if let Err(outcome) = self.send(page, &signer).await {
-                return Ok(outcome);
+            for piece in batch::split(page, self.ctx.settings.max_request_bytes) {
+                match piece {
+                    Piece::Send(batch) => {
+                        let signer = self.signer().await?;
+                        let sent = batch.keys.len();
+                        if let Err(outcome) = self.send(batch, &signer).await {
+                            return Ok(outcome);
+                        }
+                        self.rows += sent;
+                        self.batches += 1;
+                    }
+                    Piece::Skip(oversized) => self.skip(oversized),
+                }
             }
-            self.rows += rows;
-            self.batches += 1;
             self.after = Some(last);
             if rows < batch_size as usize {
                 break;
@@ -278,15 +268,15 @@ impl Run<'_> {
 
     /// POSTs one page and logs the attempt; `Err` carries the outcome that
     /// ends the window.
-    async fn send(&self, page: Page, signer: &Signer) -> Result<(), Outcome> {
+    async fn send(&self, batch: Batch, signer: &Signer) -> Result<(), Outcome> {
         let (subscription, table) = (self.subscription, self.table);
-        let id = batch_id(subscription.id, &table.watch_name, &page);
+        let id = batch.id(subscription.id, &table.watch_name);
         let (rows, first_key, last_key) = (
-            page.rows.len(),
-            page.first().map(|c| c.key),
-            page.last().map(|c| c.key),
+            batch.keys.len(),
+            batch.first().map(|c| c.key),
+            batch.last().map(|c| c.key),
         );
-        let body = serde_json::to_vec(&page.rows).unwrap_or_else(|_| b"[]".to_vec());
+        let body = batch.body;
         let started = Instant::now();
         let result = tokio::select! {
             result = self.ctx.sender.send(subscription, &table.watch_name, &id, signer, body) => result,
@@ -328,13 +318,44 @@ impl Run<'_> {
             Err(failure) => Err(Outcome::Failed {
                 failure,
                 rows_delivered: self.rows,
-                batch: Batch {
+                batch: FailedBatch {
                     id,
                     rows,
                     first_key,
                 },
             }),
         }
+    }
+
+    /// A row too large for any request: said once, logged, and passed.
+    fn skip(&self, oversized: Oversized) {
+        let (subscription, table) = (self.subscription, self.table);
+        let limit = self.ctx.settings.max_request_bytes;
+        tracing::warn!(
+            subscription = %subscription.id, table = %table.watch_name, key = oversized.at.key,
+            stamp = %oversized.at.stamp, bytes = oversized.bytes, limit,
+            "Row too large for one request; skipped. Raise --max-request-bytes and replay to send it."
+        );
+        self.ctx.journal.record(DeliveryRecord {
+            subscription: subscription.id,
+            batch_id: String::new(),
+            watch_table: table.watch_name.clone(),
+            window_start: self.window.start,
+            window_stop: self.window.stop,
+            first_key: Some(oversized.at.key),
+            last_key: Some(oversized.at.key),
+            rows: 1,
+            attempt: 0,
+            status: "SKIPPED",
+            http_status: None,
+            error_class: None,
+            error: format!(
+                "row is {} bytes; --max-request-bytes is {limit}",
+                oversized.bytes
+            ),
+            elapsed_ms: 0,
+            attempted_at: self.local_now(),
+        });
     }
 
     /// Open Dental's local time now: the tick's, plus the time since.

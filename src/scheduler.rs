@@ -282,8 +282,14 @@ impl Scheduler {
             Err(error) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
                 lock(&self.tables).remove(&subscription.target.name);
-                tracing::error!(subscription = %id, table = %table.watch_name, %error,
-                    "Database error while processing; DateTimeStart unchanged.");
+                if error.is_missing_grant() {
+                    tracing::error!(subscription = %id, table = %table.watch_name, %error,
+                        "rowhook's database user lacks a privilege; DateTimeStart unchanged. \
+                         The README's \"Least privilege\" section lists the grants it needs.");
+                } else {
+                    tracing::error!(subscription = %id, table = %table.watch_name, %error,
+                        "Database error while processing; DateTimeStart unchanged.");
+                }
             }
         }
     }

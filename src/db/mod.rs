@@ -74,6 +74,19 @@ pub enum DbError {
     Sql(#[from] sqlx::Error),
 }
 
+impl DbError {
+    /// Whether the server refused a statement for want of a privilege
+    /// (MySQL's 1142 table, 1143 column, 1044 database, 1045 login, 1227
+    /// global privilege).
+    pub fn is_missing_grant(&self) -> bool {
+        let Self::Sql(sqlx::Error::Database(e)) = self else {
+            return false;
+        };
+        let mysql = e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>();
+        mysql.is_some_and(|e| [1142, 1143, 1044, 1045, 1227].contains(&e.number()))
+    }
+}
+
 /// What the server says about transactions that may still commit rows with
 /// an earlier change stamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,7 +24,7 @@ pub struct DeliveryRecord {
     /// Filled in when the record is written: 1 + earlier attempts of the
     /// same batch.
     pub attempt: u32,
-    /// `SENT` or `FAILED`.
+    /// `SENT`, `FAILED`, or `SKIPPED` (a row too large for any request).
     pub status: &'static str,
     pub http_status: Option<u16>,
     pub error_class: Option<&'static str>,
@@ -199,7 +199,11 @@ impl Database {
                     last_key: row.try_get(6)?,
                     rows: u32::try_from(row.try_get::<i64, _>(7)?).unwrap_or(0),
                     attempt: u32::try_from(row.try_get::<i64, _>(8)?).unwrap_or(0),
-                    status: if status == "SENT" { "SENT" } else { "FAILED" },
+                    status: match status.as_str() {
+                        "SENT" => "SENT",
+                        "SKIPPED" => "SKIPPED",
+                        _ => "FAILED",
+                    },
                     http_status: row.try_get::<Option<i64>, _>(10)?.and_then(|s| u16::try_from(s).ok()),
                     error_class: class.map(|c| crate::delivery::Failure::class_named(&c)),
                     error: row.try_get(12)?,

@@ -137,3 +137,54 @@ async fn a_failing_subscription_does_not_stop_the_others() {
     assert_eq!(keys(&good.accepted(), "AptNum"), [1, 2]);
     db.drop().await;
 }
+
+/// A page bigger than `--max-request-bytes` is cut into batches in order; a
+/// single row bigger than the limit is skipped, logged with its key, and the
+/// rest of the window still goes.
+#[tokio::test]
+async fn large_rows_are_cut_into_batches_and_a_row_too_large_alone_is_skipped() {
+    for backend in BOTH {
+        let db = TestDb::new(backend).await;
+        let rx = Receiver::start().await.unwrap();
+        let stamp = db.ago(30).await;
+        for size in [1000, 1000, 20_000, 1000] {
+            db.exec(
+                "INSERT INTO appointment (PatNum, AptStatus, Note, DateTStamp) VALUES (1, 1, ?, ?)",
+                &[&"n".repeat(size), &stamp],
+            )
+            .await;
+        }
+        let url = rx.url("/");
+        let id = db.subscribe(Sub::new(&url)).await;
+        let before = db.watermark(id).await;
+        let small = rowhook::config::Settings {
+            max_request_bytes: 4096,
+            ..settings()
+        };
+
+        let summary = run_once(&db, small).await;
+
+        assert_eq!(summary.failed, 0, "{backend:?}");
+        let bodies: Vec<Vec<i64>> = rx
+            .accepted()
+            .iter()
+            .map(|r| keys(std::slice::from_ref(r), "AptNum"))
+            .collect();
+        assert_eq!(bodies, [vec![1, 2], vec![4]], "{backend:?}");
+        assert!(rx.requests().iter().all(|r| r.body.len() <= 4096));
+        assert!(
+            db.watermark(id).await > before,
+            "{backend:?}: the window completed"
+        );
+        let log = db
+            .db
+            .deliveries(Some(rowhook::subscription::SubscriptionId(id)), false, 10)
+            .await
+            .unwrap();
+        let skipped: Vec<_> = log.iter().filter(|r| r.status == "SKIPPED").collect();
+        assert_eq!(skipped.len(), 1, "{backend:?}");
+        assert_eq!(skipped[0].first_key, Some(3));
+        assert!(skipped[0].error.contains("max-request-bytes"));
+        db.drop().await;
+    }
+}

@@ -14,6 +14,7 @@ mod exactness;
 mod helpers;
 mod operations;
 mod paging;
+mod privilege;
 mod selection;
 mod signing;
 mod subscriptions_live;

@@ -1,0 +1,203 @@
+//! Where a page of rows becomes request bodies.
+//!
+//! A page holds up to `--batch-size` rows. Usually it is one request; but a
+//! table with large TEXT or BLOB columns can make a page bigger than any
+//! receiver accepts, so a page is cut into consecutive batches whose JSON
+//! body stays within `--max-request-bytes`. A single row that is larger than
+//! that on its own can never be sent: it is set aside, reported with its
+//! key, and the rest of the window goes on (raise the limit and `replay` to
+//! send it).
+
+use sha2::{Digest, Sha256};
+
+use crate::db::Page;
+use crate::subscription::SubscriptionId;
+use crate::window::Cursor;
+
+/// One request's worth of rows: their positions and the JSON array body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub keys: Vec<Cursor>,
+    pub body: Vec<u8>,
+}
+
+/// A row too large to send on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Oversized {
+    pub at: Cursor,
+    pub bytes: usize,
+}
+
+/// What a page became, in row order: batches to send and rows set aside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    Send(Batch),
+    Skip(Oversized),
+}
+
+impl Batch {
+    pub fn first(&self) -> Option<Cursor> {
+        self.keys.first().copied()
+    }
+
+    pub fn last(&self) -> Option<Cursor> {
+        self.keys.last().copied()
+    }
+
+    /// The batch's id: the same for a retry of the same rows (same keys,
+    /// same stamps), different for any other rows. Receivers de-duplicate on
+    /// it; it travels as `Rowhook-Batch-Id` and `webhook-id`.
+    pub fn id(&self, subscription: SubscriptionId, table: &str) -> String {
+        let mut hash = Sha256::new();
+        hash.update(format!("{subscription}|{table}"));
+        for at in &self.keys {
+            hash.update(format!("|{}#{}", at.stamp, at.key));
+        }
+        hash.finalize()
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// Cuts a page into batches of at most `limit` body bytes, keeping order.
+pub fn split(page: Page, limit: usize) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    let mut current = empty();
+    for (row, at) in page.rows.into_iter().zip(page.keys) {
+        // Serializing a `Value` cannot fail: its keys are strings.
+        let encoded = serde_json::to_vec(&row).unwrap_or_else(|_| b"null".to_vec());
+        // "[" + row + "]" is the smallest body that holds it.
+        if encoded.len() + 2 > limit {
+            if !current.keys.is_empty() {
+                pieces.push(Piece::Send(close(std::mem::replace(&mut current, empty()))));
+            }
+            pieces.push(Piece::Skip(Oversized {
+                at,
+                bytes: encoded.len() + 2,
+            }));
+            continue;
+        }
+        let separator = usize::from(!current.keys.is_empty());
+        if current.body.len() + separator + encoded.len() + 1 > limit {
+            pieces.push(Piece::Send(close(std::mem::replace(&mut current, empty()))));
+        }
+        if !current.keys.is_empty() {
+            current.body.push(b',');
+        }
+        current.body.extend_from_slice(&encoded);
+        current.keys.push(at);
+    }
+    if !current.keys.is_empty() {
+        pieces.push(Piece::Send(close(current)));
+    }
+    pieces
+}
+
+fn empty() -> Batch {
+    Batch {
+        keys: Vec::new(),
+        body: b"[".to_vec(),
+    }
+}
+
+fn close(mut batch: Batch) -> Batch {
+    batch.body.push(b']');
+    batch
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDateTime;
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    fn page(sizes: &[usize]) -> Page {
+        let stamp =
+            NaiveDateTime::parse_from_str("2024-01-01 00:00:00", crate::DATETIME_FORMAT).unwrap();
+        Page {
+            rows: sizes
+                .iter()
+                .map(|n| json!({ "t": "x".repeat(*n) }))
+                .collect(),
+            keys: (1..=sizes.len() as i64)
+                .map(|key| Cursor { stamp, key })
+                .collect(),
+        }
+    }
+
+    fn described(pieces: &[Piece]) -> Vec<(char, Vec<i64>)> {
+        pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Send(b) => ('S', b.keys.iter().map(|c| c.key).collect()),
+                Piece::Skip(o) => ('X', vec![o.at.key]),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_small_page_is_one_batch_whose_body_is_the_json_array() {
+        let p = page(&[1, 2, 3]);
+        let expected = serde_json::to_vec(&p.rows).unwrap();
+        let pieces = split(p, 1 << 20);
+        assert_eq!(described(&pieces), [('S', vec![1, 2, 3])]);
+        let Piece::Send(batch) = &pieces[0] else {
+            unreachable!()
+        };
+        assert_eq!(batch.body, expected);
+    }
+
+    #[test]
+    fn a_big_page_is_cut_in_order_and_every_body_fits() {
+        // Each row encodes as {"t":"xxxx…"}: 8 bytes + its text.
+        let pieces = split(page(&[40, 40, 40, 40, 40]), 100);
+        assert_eq!(
+            described(&pieces),
+            [('S', vec![1, 2]), ('S', vec![3, 4]), ('S', vec![5])]
+        );
+        for piece in &pieces {
+            let Piece::Send(batch) = piece else {
+                unreachable!()
+            };
+            assert!(batch.body.len() <= 100);
+            let parsed: Vec<Value> = serde_json::from_slice(&batch.body).unwrap();
+            assert_eq!(parsed.len(), batch.keys.len());
+        }
+    }
+
+    #[test]
+    fn a_row_too_big_alone_is_set_aside_and_the_rest_still_go() {
+        let pieces = split(page(&[10, 500, 10]), 100);
+        assert_eq!(
+            described(&pieces),
+            [('S', vec![1]), ('X', vec![2]), ('S', vec![3])]
+        );
+        let Piece::Skip(skipped) = pieces[1] else {
+            unreachable!()
+        };
+        assert_eq!(skipped.bytes, 500 + 8 + 2);
+    }
+
+    #[test]
+    fn ids_depend_on_the_rows_only() {
+        let a = split(page(&[1, 2]), 1000);
+        let b = split(page(&[1, 2]), 1000);
+        let c = split(page(&[1]), 1000);
+        let id = |p: &[Piece]| match &p[0] {
+            Piece::Send(batch) => batch.id(SubscriptionId(1), "Appointment"),
+            Piece::Skip(_) => unreachable!(),
+        };
+        assert_eq!(id(&a), id(&b));
+        assert_ne!(id(&a), id(&c));
+        let Piece::Send(batch) = &a[0] else {
+            unreachable!()
+        };
+        assert_ne!(
+            batch.id(SubscriptionId(1), "Appointment"),
+            batch.id(SubscriptionId(2), "Appointment")
+        );
+    }
+}
