@@ -18,3 +18,4 @@ mod privilege;
 mod selection;
 mod signing;
 mod subscriptions_live;
+mod tls;
