@@ -349,11 +349,21 @@ pub(super) async fn fetch_page(
         quote(&table.key_column, '`')
     ));
     sql.push_str(&window_from(table, after, '`'));
+    let bound = match after {
+        Some(_) => page_bound(pool, table, window, after, limit).await?,
+        None => None,
+    };
+    if bound.is_some() {
+        sql.push_str(&format!(" AND {} <= ?", quote(&table.change_column, '`')));
+    }
     sql.push_str(&order_and_limit(table, '`'));
     let (from, stop, cursor) = page_binds(window, after);
     let mut query = sqlx::query(&sql).bind(from).bind(stop);
     if let Some((stamp, key)) = cursor {
         query = query.bind(stamp).bind(key);
+    }
+    if let Some(bound) = bound {
+        query = query.bind(bound);
     }
     let rows = query.bind(limit).fetch_all(pool).await?;
     let mut page = Page::default();
@@ -362,6 +372,39 @@ pub(super) async fn fetch_page(
         page.push(object, at);
     }
     Ok(page)
+}
+
+/// The stamp of the `limit`-th row after the cursor, if there are that
+/// many: the page then needs no row stamped later.
+///
+/// On MyISAM (most of Open Dental's tables) an index on the stamp does not
+/// hold the primary key, so `ORDER BY stamp, key LIMIT n` sorts every row
+/// left in the window — on a backfill, every page sorts the rest of it. This
+/// walk reads the stamp index in order and stops after `limit` rows, and
+/// the bound it returns leaves the sort only the page's own rows (and any
+/// that share its last second). The result is the same page either way.
+async fn page_bound(
+    pool: &MySqlPool,
+    table: &WatchedTable,
+    window: Window,
+    after: Option<Cursor>,
+    limit: u32,
+) -> Result<Option<String>, DbError> {
+    let stamp = quote(&table.change_column, '`');
+    let sql = format!(
+        "SELECT CAST({stamp} AS CHAR){} ORDER BY {stamp} LIMIT 1 OFFSET ?",
+        window_from(table, after, '`')
+    );
+    let (from, stop, cursor) = page_binds(window, after);
+    let mut query = sqlx::query_scalar(&sql).bind(from).bind(stop);
+    if let Some((stamp, key)) = cursor {
+        query = query.bind(stamp).bind(key);
+    }
+    let bound: Option<String> = query
+        .bind(limit.saturating_sub(1))
+        .fetch_optional(pool)
+        .await?;
+    Ok(bound)
 }
 
 fn decode(table: &WatchedTable, row: &MySqlRow) -> Result<(Map<String, Value>, Cursor), DbError> {
