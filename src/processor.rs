@@ -94,6 +94,16 @@ struct Run<'a> {
     ticked: Instant,
     /// Read when the first batch is about to go: an empty window needs none.
     secrets: Option<StoredSecrets>,
+    tick_stop: &'a Stop,
+}
+
+/// The safe end of a tick's new windows, and the same moment as the
+/// `DateTimeStart` text it becomes, when the tick has converted it once for
+/// all its subscriptions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stop {
+    pub instant: NaiveDateTime,
+    pub local: Option<String>,
 }
 
 /// Processes one due subscription. `clock` is when its row was read, `stop`
@@ -103,7 +113,7 @@ pub async fn process(
     subscription: &Subscription,
     table: &WatchedTable,
     clock: Clock,
-    stop: NaiveDateTime,
+    stop: &Stop,
     progress: Option<&Progress>,
 ) -> Result<Outcome, DbError> {
     let ticked = Instant::now();
@@ -122,7 +132,7 @@ pub async fn process(
                 Some(cursor),
             )
         }
-        None => match plan(ctx, subscription, table, start, clock, stop).await? {
+        None => match plan(ctx, subscription, table, start, clock, stop.instant).await? {
             Some(window) => (window, None),
             None => return Ok(Outcome::Waiting),
         },
@@ -139,6 +149,7 @@ pub async fn process(
         clock,
         ticked,
         secrets: None,
+        tick_stop: stop,
     };
     run.deliver().await
 }
@@ -404,7 +415,10 @@ impl Run<'_> {
     /// someone else moved it first.
     async fn advance(&self) -> Result<Outcome, DbError> {
         let (db, id) = (&self.ctx.db, self.subscription.id);
-        let stop_local = db.instant_to_local(self.window.stop).await?;
+        let stop_local = match &self.tick_stop.local {
+            Some(local) if self.tick_stop.instant == self.window.stop => local.clone(),
+            _ => db.instant_to_local(self.window.stop).await?,
+        };
         let read = &self.subscription.start_raw;
         // In a repeated DST hour the new local text can equal the old one;
         // then only the progress record moves.

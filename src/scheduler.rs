@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::db::{Clock, DbError, OpenWrites, Progress, WatchedTable};
 use crate::health::Health;
-use crate::processor::{self, Context, Outcome};
+use crate::processor::{self, Context, Outcome, Stop};
 use crate::subscription::{Parsed, Subscription, SubscriptionId, SubscriptionRow};
 
 /// How long a resolved table (its column list) is trusted before the schema
@@ -76,10 +76,10 @@ pub async fn run(ctx: Context, once: bool) -> Summary {
 }
 
 /// The server's clock at the tick, and the safe end of its windows.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Times {
     clock: Clock,
-    stop: NaiveDateTime,
+    stop: Arc<Stop>,
 }
 
 /// What a task needs besides the subscription.
@@ -154,7 +154,10 @@ impl Scheduler {
             let failed = lock(&self.failed_last);
             due.sort_by_key(|job| failed.contains(&job.subscription.id));
         }
-        let stop = self.safe_stop(snapshot.clock.instant).await?;
+        let instant = self.safe_stop(snapshot.clock.instant).await?;
+        // Converted once here rather than once per subscription.
+        let local = Some(self.ctx.db.instant_to_local(instant).await?);
+        let stop = Arc::new(Stop { instant, local });
         let times = Times {
             clock: snapshot.clock,
             stop,
@@ -162,6 +165,7 @@ impl Scheduler {
         for job in due {
             lock(&self.in_flight).insert(job.subscription.id);
             let this = Arc::clone(self);
+            let times = times.clone();
             tracker.spawn(async move { this.process(job, times).await });
         }
         Ok(())
@@ -273,7 +277,7 @@ impl Scheduler {
             subscription,
             &table,
             times.clock,
-            times.stop,
+            &times.stop,
             progress,
         )
         .await

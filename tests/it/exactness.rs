@@ -137,7 +137,11 @@ async fn walk(db: &TestDb, steps_utc: &[(&str, &str)]) -> Vec<i64> {
             instant,
         };
         let progress = snapshot.progress.get(&sub.id);
-        let outcome = processor::process(&ctx, &sub, &table, clock, instant, progress)
+        let stop = processor::Stop {
+            instant,
+            local: None,
+        };
+        let outcome = processor::process(&ctx, &sub, &table, clock, &stop, progress)
             .await
             .unwrap();
         assert!(
