@@ -306,6 +306,12 @@ impl Database {
     /// A `DateTimeStart` text as an instant. In a repeated DST hour the
     /// earlier reading is taken: rows may be sent twice, never skipped.
     pub async fn local_to_instant(&self, local: &str) -> Result<NaiveDateTime, DbError> {
+        // A zero or pre-1880 DateTimeStart means "from the beginning" in Open
+        // Dental; no zone applies, and MySQL cannot convert a zero date.
+        let min = crate::subscription::od_min_datetime();
+        if crate::subscription::parse_od_datetime("DateTimeStart", local).ok() == Some(min) {
+            return Ok(min);
+        }
         match self {
             Self::MySql { pool, zone } => mysql::local_to_instant(pool, zone, local).await,
             Self::Sqlite(_) => parse_server_time(local),

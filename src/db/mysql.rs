@@ -416,9 +416,12 @@ fn decode(table: &WatchedTable, row: &MySqlRow) -> Result<(Map<String, Value>, C
             ColumnKind::Bytes => row
                 .try_get::<Option<Vec<u8>>, _>(i)?
                 .map(|b| encode::bytes(&b)),
+            // Read as bytes: a column holding invalid UTF-8 (bytes written
+            // through a latin1 connection into a utf8 column) becomes U+FFFD
+            // instead of an error that would stall the subscription.
             kind => row
-                .try_get::<Option<String>, _>(i)?
-                .map(|text| encode::text_as(kind, &text)),
+                .try_get::<Option<Vec<u8>>, _>(i)?
+                .map(|text| encode::text_as(kind, &String::from_utf8_lossy(&text))),
         };
         object.insert(column.name.clone(), value.unwrap_or(Value::Null));
     }

@@ -211,7 +211,13 @@ fn decode(table: &WatchedTable, row: &SqliteRow) -> Result<(Map<String, Value>, 
             "INTEGER" => Value::from(row.try_get_unchecked::<i64, _>(i)?),
             "REAL" => encode::number(&row.try_get_unchecked::<f64, _>(i)?.to_string()),
             "BLOB" => encode::bytes(&row.try_get_unchecked::<Vec<u8>, _>(i)?),
-            _ => encode::text_as(column.kind, &row.try_get_unchecked::<String, _>(i)?),
+            // SQLite keeps whatever bytes were written as TEXT; invalid
+            // UTF-8 (old latin1 data) becomes U+FFFD rather than an error
+            // that would stall the subscription.
+            _ => encode::text_as(
+                column.kind,
+                &String::from_utf8_lossy(&row.try_get_unchecked::<Vec<u8>, _>(i)?),
+            ),
         };
         object.insert(column.name.clone(), value);
     }

@@ -12,6 +12,7 @@ mod destinations;
 mod encoding;
 mod exactness;
 mod helpers;
+mod hostile;
 mod operations;
 mod paging;
 mod privilege;
