@@ -498,15 +498,12 @@ async fn status_deliveries_and_logs_show_what_the_tables_hold() {
     let (code, table, _) = run(Some(&db.url), &["status"]).await;
     assert_eq!(code, 0);
     println!("{table}");
-    let line = |id: i64| {
-        table
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(&id.to_string()))
-            .unwrap_or_else(|| panic!("a line for {id}:\n{table}"))
-            .to_owned()
-    };
-    assert!(line(failing).contains("deactivated") && line(failing).contains("HTTP 500"));
-    assert!(line(elsewhere).contains("other-workstation"));
+    let line = |id: i64| line_of(&table, id);
+    assert!(
+        line(failing).contains("deactivated") && line(failing).contains("HTTP 500"),
+        "{table}"
+    );
+    assert!(line(elsewhere).contains("other-workstation"), "{table}");
     assert!(!table.contains("hunter2"), "credentials redacted");
 
     let (_, json, _) = run(Some(&db.url), &["status", "--json"]).await;
