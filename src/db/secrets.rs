@@ -45,24 +45,26 @@ impl Database {
         }
         let fresh = SigningSecret::generate().map_err(|e| DbError::BadSecret(id.0, e))?;
         let now = format_time(chrono::Utc::now().naive_utc());
-        // Two agents may create one at once; the key keeps the first.
-        let insert = with_pool!(self, pool => {
-            sqlx::query(
-                "INSERT INTO rowhook_secret (subscription_num, secret, created_at) \
-                 SELECT ?, ?, ? FROM (SELECT 1 AS one) AS single WHERE NOT EXISTS \
-                 (SELECT 1 FROM rowhook_secret WHERE subscription_num = ?)",
-            )
-            .bind(id.0)
-            .bind(fresh.expose())
-            .bind(&now)
-            .bind(id.0)
-            .execute(pool)
-            .await
-            .map(|_| ())
+        // Two agents may create one at once: the key keeps the first, and a
+        // plain keyed insert takes no gap locks (an INSERT … SELECT … WHERE
+        // NOT EXISTS deadlocked on InnoDB when many subscriptions started
+        // together).
+        let sql = match self {
+            Database::MySql { .. } => {
+                "INSERT IGNORE INTO rowhook_secret (subscription_num, secret, created_at) VALUES (?, ?, ?)"
+            }
+            Database::Sqlite(_) => {
+                "INSERT OR IGNORE INTO rowhook_secret (subscription_num, secret, created_at) VALUES (?, ?, ?)"
+            }
+        };
+        with_pool!(self, pool => {
+            sqlx::query(sql)
+                .bind(id.0)
+                .bind(fresh.expose())
+                .bind(&now)
+                .execute(pool)
+                .await?;
         });
-        if let Err(error) = insert {
-            tracing::debug!(subscription = %id, %error, "Secret created concurrently.");
-        }
         match self.read_secrets(id).await? {
             Some(stored) => Ok(stored),
             None => Err(DbError::Sql(sqlx::Error::RowNotFound)),

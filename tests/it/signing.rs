@@ -281,3 +281,40 @@ async fn secret_commands_name_a_missing_subscription() {
     assert!(err.contains("4242"), "{err}");
     db.drop().await;
 }
+
+/// Many subscriptions seen for the first time at once each get a secret in
+/// the same tick, without a lock conflict failing any of them.
+#[tokio::test]
+async fn many_new_subscriptions_get_their_secrets_in_one_tick() {
+    let db = TestDb::mysql().await;
+    let rx = Receiver::start().await.unwrap();
+    let url = rx.url("/");
+    let mut values = Vec::new();
+    let start = db.ago(60).await;
+    for _ in 0..300 {
+        values.push(format!(
+            "('{url}', '{WORKSTATION}', '', 'Appointment', 1, '', '{start}', '0001-01-01 00:00:00', '')"
+        ));
+    }
+    db.exec(
+        &format!(
+            "INSERT INTO apisubscription (EndPointUrl, Workstation, CustomerKey, WatchTable, \
+             PollingSeconds, UiEventType, DateTimeStart, DateTimeStop, Note) VALUES {}",
+            values.join(", ")
+        ),
+        &[],
+    )
+    .await;
+
+    let summary = run_once(&db, settings()).await;
+
+    assert_eq!((summary.processed, summary.failed), (300, 0));
+    let secrets = db
+        .text(
+            "SELECT CAST(COUNT(DISTINCT secret) AS CHAR) FROM rowhook_secret",
+            &[],
+        )
+        .await;
+    assert_eq!(secrets.as_deref(), Some("300"));
+    db.drop().await;
+}
