@@ -1,62 +1,60 @@
 #!/usr/bin/env bash
-# Backfill benchmark: how fast does `rowhook run --once` deliver an hour of
-# appointment changes it has never sent?
+# Backfill benchmark: how fast does the real rowhook binary deliver an hour
+# of appointment changes it has never sent?
 #
-#   bash bench/backfill.sh [ROWS]        (default 200000)
-#   BENCH_ENGINE=InnoDB bash bench/backfill.sh 1000000
+#   bash bench/backfill.sh [ROWS]        (default 1000000)
+#   BENCH_ENGINE=InnoDB bash bench/backfill.sh 200000
 #
-# Builds release, loads ROWS appointments changed during the last hour into
-# a fresh database `rowhook_bench`, subscribes bench_receiver to Appointment
-# from two hours ago, runs one pass of the real binary under measure.py and
-# prints throughput, CPU and memory. Fails unless every batch arrived and
-# DateTimeStart moved forward. See bench/README.md.
+# Loads ROWS appointments changed during the last hour into a fresh database
+# rowhook_bench_backfill, subscribes bench_receiver (loopback, 200 at once)
+# to Appointment from two hours ago, prints the EXPLAIN of rowhook's page
+# statements, then runs `rowhook run --once --max-lookback 0` (one window, every
+# page, then exit) under measure.py and prints throughput, CPU and memory.
+# Fails unless every batch arrived and DateTimeStart passed every row.
+# Leaves its figures in bench/results/ for limit.sh and peer.sh.
 set -euo pipefail
-# shellcheck source=bench/lib.sh
+# shellcheck source=lib.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ROWS=$(bench_rows "${1:-200000}")
+ROWS=$(bench_rows "${1:-}")
 BATCHES=$(((ROWS + BATCH - 1) / BATCH))
 
 bench_build
+bench_context
 bench_create_db
 bench_load "$ROWS"
 ENGINE=$(bench_engine)
 bench_start_receiver
 bench_subscribe
 
-# --- The page query, as the server will run it ------------------------------
-# rowhook's page query (src/db/mysql.rs, fetch_page) with literal values; its
-# select list casts every column, which does not change the plan, so `*`
-# stands in for it here. Three pages: the first of this backfill, one from
-# the middle (with the keyset clause rowhook adds after the first page), and
-# a steady-state window of one second, what the daemon reads every tick.
+# --- The page queries, as the server will run them --------------------------
+# rowhook's statements (src/db/mysql.rs, fetch_page and page_bound) with
+# literal values; the page's select list casts every column, which does not
+# change the plan, so `*` stands in for it. The first page; then, for a page
+# from the middle, the index walk that finds its last stamp (the 1000th row
+# after the cursor) and the page itself, bounded by that stamp and after the
+# cursor (stamp, key).
 NOW=$(sql -e "SELECT CAST(NOW() AS CHAR)")
 MID=$(sql -e "SELECT CONCAT(CAST(DateTStamp AS CHAR), '|', AptNum) FROM appointment
               ORDER BY DateTStamp, AptNum LIMIT 1 OFFSET $((ROWS / 2))")
 MID_STAMP=${MID%|*} MID_KEY=${MID#*|}
-LAST_SECOND=$(sql -e "SELECT CONCAT(MAX(DateTStamp), '|', MAX(DateTStamp) + INTERVAL 1 SECOND) FROM appointment")
-explain() {
-  say "-- $1"
-  say "   $2"
-  sql_table -e "EXPLAIN $2" >&2
-}
-say "== EXPLAIN of rowhook's page query ($ENGINE)"
-explain "first page of this backfill: the whole window [DateTimeStart, NOW())" \
-  "SELECT * FROM appointment WHERE DateTStamp >= '$SUB_START' AND DateTStamp < '$NOW' ORDER BY DateTStamp, AptNum LIMIT $BATCH"
-explain "a page from the middle: after the cursor (stamp, key) of row $((ROWS / 2))" \
-  "SELECT * FROM appointment WHERE DateTStamp >= '$MID_STAMP' AND DateTStamp < '$NOW' AND (DateTStamp > '$MID_STAMP' OR AptNum > $MID_KEY) ORDER BY DateTStamp, AptNum LIMIT $BATCH"
-explain "steady state: a one-second window, as the daemon reads each tick" \
-  "SELECT * FROM appointment WHERE DateTStamp >= '${LAST_SECOND%|*}' AND DateTStamp < '${LAST_SECOND#*|}' ORDER BY DateTStamp, AptNum LIMIT $BATCH"
-if sql -e "EXPLAIN SELECT * FROM appointment WHERE DateTStamp >= '$MID_STAMP' AND DateTStamp < '$NOW'
-           ORDER BY DateTStamp, AptNum LIMIT $BATCH" | grep -q filesort; then
-  say "   'Using filesort': the DateTStamp index is used to find the window, but"
-  say "   it does not hold AptNum in order ($ENGINE does not append the primary"
-  say "   key), so every page reads and sorts all the window's remaining rows to"
-  say "   return $BATCH of them. A backfill costs ~ROWS^2/2000 row reads."
-else
-  say "   No filesort: the index yields rows in (DateTStamp, AptNum) order and"
-  say "   each page stops after $BATCH rows."
-fi
+AFTER_CURSOR="FROM appointment WHERE DateTStamp >= '$MID_STAMP' AND DateTStamp < '$NOW'
+              AND (DateTStamp > '$MID_STAMP' OR AptNum > $MID_KEY)"
+WALK="SELECT CAST(DateTStamp AS CHAR) $AFTER_CURSOR ORDER BY DateTStamp LIMIT 1 OFFSET $((BATCH - 1))"
+BOUND=$(sql -e "$WALK")
+FIRST="SELECT * FROM appointment WHERE DateTStamp >= '$SUB_START' AND DateTStamp < '$NOW'
+       ORDER BY DateTStamp, AptNum LIMIT $BATCH"
+MIDDLE="SELECT * $AFTER_CURSOR AND DateTStamp <= '$BOUND' ORDER BY DateTStamp, AptNum LIMIT $BATCH"
+say "== EXPLAIN of rowhook's page statements ($ENGINE)"
+for query in "$FIRST" "$WALK" "$MIDDLE"; do
+  say "$(tr -s ' \n' ' ' <<< "$query")"
+  sql_table -e "EXPLAIN $query" >&2
+done
+say "   The first page reads the whole window: when that is most of the table,"
+say "   the optimizer rightly prefers one scan (and, on MyISAM, one sort) to"
+say "   the index. Every later page walks the DateTStamp index to its 1000th"
+say "   row, then reads that range through the index; on MyISAM, whose index"
+say "   does not carry AptNum, 'Using filesort' then sorts only that page."
 
 # --- The run ----------------------------------------------------------------
 say "== rowhook run --once --max-lookback 0 ($(thousands "$ROWS") rows, $ENGINE)"
@@ -64,6 +62,7 @@ SERVER_CPU_BEFORE=$(server_cpu_s)
 STATUS=0
 bench_measure "$WORK/agent.log" "$ROWHOOK" run --once --max-lookback 0 || STATUS=$?
 SERVER_CPU_AFTER=$(server_cpu_s)
+RECEIVER_CPU=$(proc_cpu_s "$RECEIVER_PID")
 bench_stop_receiver
 AFTER=$(bench_watermark)
 
@@ -71,15 +70,20 @@ AFTER=$(bench_watermark)
 [[ $STATUS == 0 ]] || die "rowhook exited with $STATUS"
 grep -q 'processed=1 failed=0' "$WORK/agent.log" || die "rowhook did not report one processed, none failed"
 [[ $RECEIVED_REQUESTS == "$BATCHES" ]] || die "receiver got $RECEIVED_REQUESTS requests, expected $BATCHES"
-[[ $AFTER > $SUB_START ]] || die "DateTimeStart did not advance (still $AFTER)"
+[[ $(bench_watermark_passed) == 1 ]] || die "DateTimeStart ($AFTER) has not passed every row"
 
 # --- Report -----------------------------------------------------------------
 ROWS_PER_S=$(div "$ROWS" "$WALL_S")
-if [[ -n $SERVER_CPU_BEFORE && -n $SERVER_CPU_AFTER ]]; then
-  SERVER_CPU=$(awk -v a="$SERVER_CPU_BEFORE" -v b="$SERVER_CPU_AFTER" 'BEGIN { printf "%.2f s", b - a }')
-else
-  SERVER_CPU="n/a (server not local)"
-fi
+SERVER_CPU="n/a (server not local)"
+[[ -n $SERVER_CPU_BEFORE && -n $SERVER_CPU_AFTER ]] &&
+  SERVER_CPU="$(calc %.2f "$SERVER_CPU_AFTER - $SERVER_CPU_BEFORE") s"
+mkdir -p "$RESULTS"
+cat > "$RESULTS/backfill-$ROWS-$ENGINE.env" <<EOF
+BACKFILL_DATE='$(date -u '+%Y-%m-%d %H:%M UTC')'
+BACKFILL_ROWS=$ROWS
+BACKFILL_ROWS_PER_S=$ROWS_PER_S
+BACKFILL_WALL_S=$WALL_S
+EOF
 cat <<EOF
 
 == backfill: rowhook run --once, $(thousands "$ROWS") rows, appointment on $ENGINE
@@ -90,10 +94,9 @@ rows/s            $(thousands "$ROWS_PER_S")
 batches/s         $(div "$BATCHES" "$WALL_S" 2)
 bytes sent        $(thousands "$RECEIVED_BYTES") ($(div "$RECEIVED_BYTES" "$ROWS") per row, $(div "$RECEIVED_BYTES" "$BATCHES") per batch)
 bytes/s           $(thousands "$(div "$RECEIVED_BYTES" "$WALL_S")") ($(calc %.2f "$RECEIVED_BYTES / $WALL_S / 1e6") MB/s)
-agent CPU         $(calc %.2f "$CPU_S") s (user $(calc %.2f "$USER_S"), sys $(calc %.2f "$SYS_S"); $(calc %.1f "100 * $CPU_S / $WALL_S")% of wall)
+agent CPU         $(calc %.2f "$CPU_S") s (user $(calc %.2f "$USER_S"), sys $(calc %.2f "$SYS_S"); $(calc %.0f "100 * $CPU_S / $WALL_S")% of wall)
 agent peak RSS    $(rss_mib) MiB
-database CPU      $SERVER_CPU (mariadbd, same interval)
+database CPU      $SERVER_CPU (mariadbd, same interval, all clients)
+receiver CPU      $RECEIVER_CPU s
 DateTimeStart     $SUB_START -> $AFTER
-
-For bench/peer.sh:  ROWHOOK_ROWS_PER_S=$ROWS_PER_S
 EOF

@@ -2,10 +2,11 @@
 """Run one command and report what it cost: wall seconds, CPU seconds
 (user + system) and peak resident memory of the child.
 
-    python3 bench/measure.py [--out FILE] [--log FILE] -- COMMAND [ARGS...]
+    python3 bench/measure.py [--out FILE] [--log FILE] [--stdin FILE] -- COMMAND [ARGS...]
 
 The child's stdout and stderr pass through untouched, or with --log go
-(both) to FILE, so a chatty child does not bury the figures. The figures go
+(both) to FILE, so a chatty child does not bury the figures; --stdin feeds
+it FILE. The figures go
 to stderr as one line, and with --out also to FILE as shell assignments
 (WALL_S=..., CPU_S=..., USER_S=..., SYS_S=..., RSS_KIB=..., EXIT=...) for a
 script to `source`. Exits with the child's status.
@@ -34,6 +35,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", help="also write the figures here as shell assignments")
     parser.add_argument("--log", help="send the child's stdout and stderr here")
+    parser.add_argument("--stdin", help="feed the child this file")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -41,14 +43,16 @@ def main() -> int:
         parser.error("no command given")
 
     log = open(args.log, "ab") if args.log else None
+    stdin = open(args.stdin, "rb") if args.stdin else None
     own_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=log, stderr=log)
+    child = subprocess.Popen(command, stdin=stdin, stdout=log, stderr=log)
     _, raw_status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - started
     status = os.waitstatus_to_exitcode(raw_status)
-    if log:
-        log.close()
+    for opened in (log, stdin):
+        if opened:
+            opened.close()
 
     figures = {
         "WALL_S": f"{wall:.3f}",

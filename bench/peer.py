@@ -12,8 +12,8 @@ not copy it. (OFFSET paging re-reads every skipped row on each page, and
 ORDER BY DateTStamp alone does not fix the order of rows sharing a second,
 so a page boundary can repeat or skip some of them.)
 
-Connection: BENCH_MYSQL_HOST / _PORT / _USER, MYSQL_PWD, BENCH_DB (the
-defaults match bench/lib.sh).
+Connection: BENCH_MYSQL_HOST / _PORT / _USER, MYSQL_PWD, BENCH_DB (set by
+bench/lib.sh).
 """
 
 import datetime
@@ -44,7 +44,7 @@ def main():
         port=int(os.environ.get("BENCH_MYSQL_PORT", "3306")),
         user=os.environ.get("BENCH_MYSQL_USER", "root"),
         password=os.environ.get("MYSQL_PWD", ""),
-        database=os.environ.get("BENCH_DB", "rowhook_bench"),
+        database=os.environ["BENCH_DB"],
         cursorclass=pymysql.cursors.DictCursor,
         autocommit=True,
     )

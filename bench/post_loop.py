@@ -32,7 +32,7 @@ def first_batch():
         port=int(os.environ.get("BENCH_MYSQL_PORT", "3306")),
         user=os.environ.get("BENCH_MYSQL_USER", "root"),
         password=os.environ.get("MYSQL_PWD", ""),
-        database=os.environ.get("BENCH_DB", "rowhook_bench"),
+        database=os.environ["BENCH_DB"],
         cursorclass=pymysql.cursors.DictCursor,
     )
     with db.cursor() as cur:
