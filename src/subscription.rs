@@ -48,6 +48,12 @@ pub struct Endpoint(Url);
 
 impl Endpoint {
     pub fn parse(raw: &str) -> Result<Self, SubscriptionError> {
+        // U+FFFD is what the database layer leaves of bytes that were not
+        // UTF-8: sending patient rows to a guessed address is worse than not
+        // sending them.
+        if raw.contains(char::REPLACEMENT_CHARACTER) {
+            return Err(SubscriptionError::NotText("EndPointUrl"));
+        }
         let url = Url::parse(raw.trim()).map_err(|e| SubscriptionError::BadUrl(e.to_string()))?;
         match url.scheme() {
             "http" | "https" if url.host().is_some() => Ok(Self(url)),
@@ -86,6 +92,9 @@ impl CustomerKey {
     fn parse(raw: &str) -> Result<Self, SubscriptionError> {
         if raw.is_empty() {
             return Ok(Self(None));
+        }
+        if raw.contains(char::REPLACEMENT_CHARACTER) {
+            return Err(SubscriptionError::NotText("CustomerKey"));
         }
         let mut value =
             HeaderValue::from_str(raw).map_err(|_| SubscriptionError::BadCustomerKey)?;
@@ -141,6 +150,12 @@ pub struct Subscription {
     pub workstation: WorkstationFilter,
     pub customer_key: CustomerKey,
     pub target: WatchTarget,
+    /// `PollingSeconds`. Negative is refused ([`SubscriptionError::NegativePolling`]);
+    /// zero makes the subscription due on every tick (Open Dental's own due
+    /// check, `now >= DateTimeStart + PollingSeconds`, with nothing added);
+    /// a value so large that `DateTimeStart + PollingSeconds` cannot be
+    /// represented is never due (`int`'s maximum, 68 years, is simply not
+    /// due yet).
     pub polling: Duration,
     /// `DateTimeStart` as a time; zero and pre-1880 dates read as 0001-01-01.
     pub start: NaiveDateTime,
@@ -169,6 +184,10 @@ pub enum SubscriptionError {
     BadScheme(String),
     #[error("CustomerKey contains characters that cannot be sent in an HTTP header")]
     BadCustomerKey,
+    /// The stored value held bytes that are not UTF-8 (possible in SQLite),
+    /// which the database layer decoded as U+FFFD.
+    #[error("{0} holds bytes that are not UTF-8 text")]
+    NotText(&'static str),
     #[error("PollingSeconds is negative ({0})")]
     NegativePolling(i64),
     #[error("{column} {value:?} is not a date and time")]
@@ -342,6 +361,15 @@ mod tests {
             (|r| r.date_time_start = "yesterday".into(), "DateTimeStart"),
             (|r| r.customer_key = "a\nb".into(), "CustomerKey"),
             (|r| r.watch_table = "x;y".into(), "not a table name"),
+            (|r| r.watch_table = "rowhook_secret".into(), "never watched"),
+            (
+                |r| r.endpoint_url = "https://crm.example/\u{FFFD}".into(),
+                "EndPointUrl holds bytes",
+            ),
+            (
+                |r| r.customer_key = "k\u{FFFD}".into(),
+                "CustomerKey holds bytes",
+            ),
         ];
         for (mutate, needle) in cases {
             let mut r = row();

@@ -4,8 +4,10 @@
 //! `apisubscription.WatchTable`. Each member is one table plus a change
 //! column (`DateTStamp` or `SecDateTEdit`); `AppointmentDeleted` also filters
 //! `histappointment` to deleted rows. Any other name may watch an existing
-//! table directly, provided it passes [`TableName::parse`] and the schema has
-//! such a table with a change column — the database layer checks that.
+//! table directly, provided it passes [`TableName::parse`], is not
+//! `apisubscription` or one of rowhook's own `rowhook_` tables, and the
+//! schema has such a table with a change column — the database layer checks
+//! that.
 
 use std::fmt;
 
@@ -61,6 +63,20 @@ pub enum WatchTableError {
         "WatchTable {0:?} is not a table name (only letters, digits, '_' and '$', at most 64)"
     )]
     InvalidName(String),
+    #[error(
+        "WatchTable {0:?} is apisubscription or one of rowhook's own tables, which hold \
+         integrators' keys and signing secrets; they are never watched"
+    )]
+    Reserved(String),
+}
+
+/// Tables whose rows must never leave the database as events, whatever
+/// columns a later version gives them: `apisubscription` (every
+/// integrator's `CustomerKey`) and rowhook's own (`rowhook_secret` holds the
+/// signing secrets).
+fn is_reserved(table: &str) -> bool {
+    let lower = table.to_ascii_lowercase();
+    lower == "apisubscription" || lower.starts_with("rowhook_")
 }
 
 impl TableName {
@@ -108,9 +124,13 @@ impl WatchTarget {
                 filter: *filter,
             });
         }
+        let table = TableName::parse(name)?;
+        if is_reserved(table.as_str()) {
+            return Err(WatchTableError::Reserved(name.to_owned()));
+        }
         Ok(Self {
             name: name.to_owned(),
-            table: TableName::parse(name)?,
+            table,
             change_column: None,
             filter: None,
         })
@@ -152,5 +172,21 @@ mod tests {
                 Err(WatchTableError::InvalidName(_))
             ));
         }
+    }
+
+    #[test]
+    fn credential_tables_are_never_watched() {
+        for reserved in [
+            "apisubscription",
+            "ApiSubscription",
+            "rowhook_secret",
+            "ROWHOOK_progress",
+        ] {
+            assert_eq!(
+                WatchTarget::parse(reserved),
+                Err(WatchTableError::Reserved(reserved.to_owned()))
+            );
+        }
+        assert!(WatchTarget::parse("rowhookish").is_ok());
     }
 }

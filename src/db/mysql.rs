@@ -131,8 +131,14 @@ pub(super) async fn snapshot(pool: &MySqlPool, zone: &str) -> Result<Snapshot, D
         let Some(num) = row.try_get::<Option<i64>, _>(2)? else {
             continue;
         };
+        // Read as bytes: sqlx refuses `String` for a column with a binary
+        // collation (`utf8mb4_bin`), and one such column would otherwise
+        // stop every subscription, not just its own.
         let text = |i: usize| -> Result<String, sqlx::Error> {
-            Ok(row.try_get::<Option<String>, _>(i)?.unwrap_or_default())
+            Ok(row
+                .try_get_unchecked::<Option<Vec<u8>>, _>(i)?
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default())
         };
         subscriptions.push(SubscriptionRow {
             num,
@@ -413,12 +419,16 @@ fn decode(table: &WatchedTable, row: &MySqlRow) -> Result<(Map<String, Value>, C
         let value = match column.kind {
             ColumnKind::Int => row.try_get::<Option<i64>, _>(i)?.map(Value::from),
             ColumnKind::UInt => row.try_get::<Option<u64>, _>(i)?.map(Value::from),
+            // Unchecked: spatial columns arrive labelled GEOMETRY, which
+            // sqlx does not list among byte types; their value is bytes all
+            // the same.
             ColumnKind::Bytes => row
-                .try_get::<Option<Vec<u8>>, _>(i)?
+                .try_get_unchecked::<Option<Vec<u8>>, _>(i)?
                 .map(|b| encode::bytes(&b)),
-            // Read as bytes: a column holding invalid UTF-8 (bytes written
-            // through a latin1 connection into a utf8 column) becomes U+FFFD
-            // instead of an error that would stall the subscription.
+            // Read as bytes. MariaDB converts text to the session's utf8mb4
+            // and will not store invalid UTF-8 (outside strict mode it keeps
+            // '?'), so this is a guard: bytes that still are not UTF-8 become
+            // U+FFFD instead of an error that would stall the subscription.
             kind => row
                 .try_get::<Option<Vec<u8>>, _>(i)?
                 .map(|text| encode::text_as(kind, &String::from_utf8_lossy(&text))),

@@ -50,8 +50,15 @@ pub(super) async fn snapshot(pool: &SqlitePool) -> Result<Snapshot, DbError> {
     let mut subscriptions = Vec::with_capacity(rows.len());
     let (mut progress, mut health) = (HashMap::new(), HashMap::new());
     for row in &rows {
+        // Read as bytes: SQLite keeps whatever was written, so a TEXT
+        // column may hold invalid UTF-8 or a BLOB. Decoded lossily here, the
+        // row's own parse refuses it (see `SubscriptionError::NotText`)
+        // instead of the whole snapshot failing for every subscription.
         let text = |i: usize| -> Result<String, sqlx::Error> {
-            Ok(row.try_get::<Option<String>, _>(i)?.unwrap_or_default())
+            Ok(row
+                .try_get_unchecked::<Option<Vec<u8>>, _>(i)?
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default())
         };
         let num: i64 = row.try_get(0)?;
         subscriptions.push(SubscriptionRow {
