@@ -25,7 +25,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::batch::{self, Batch, Oversized, Piece};
 use crate::config::Settings;
-use crate::db::{Clock, Database, DbError, DeliveryRecord, Progress, StoredSecrets, WatchedTable};
+use crate::db::{
+    Clock, Database, DbError, DeliveryRecord, Page, Progress, StoredSecrets, WatchedTable,
+};
 use crate::delivery::{Failure, Sender};
 use crate::journal::Journal;
 use crate::signing::Signer;
@@ -228,6 +230,8 @@ async fn plan(
 impl Run<'_> {
     async fn deliver(&mut self) -> Result<Outcome, DbError> {
         let batch_size = self.ctx.settings.batch_size;
+        let (db, table, window) = (self.ctx.db.clone(), self.table, self.window);
+        let mut page = db.fetch_page(table, window, self.after, batch_size).await?;
         loop {
             if self.ctx.shutdown.is_cancelled() {
                 return Ok(Outcome::Abandoned);
@@ -237,34 +241,57 @@ impl Run<'_> {
                     return Ok(outcome);
                 }
             }
-            let page = self
-                .ctx
-                .db
-                .fetch_page(self.table, self.window, self.after, batch_size)
-                .await?;
             let Some(last) = page.last() else { break };
-            let rows = page.rows.len();
-            for piece in batch::split(page, self.ctx.settings.max_request_bytes) {
-                match piece {
-                    Piece::Send(batch) => {
-                        let signer = self.signer().await?;
-                        let sent = batch.keys.len();
-                        if let Err(outcome) = self.send(batch, &signer).await {
-                            return Ok(outcome);
-                        }
-                        self.rows += sent;
-                        self.batches += 1;
-                    }
-                    Piece::Skip(oversized) => self.skip(oversized),
+            let full = page.rows.len() >= batch_size as usize;
+            // The next page's cursor is known already, so it is read while
+            // this one is sent: the database and the receiver work at once
+            // instead of in turn. A failed send discards it.
+            let prefetch = async {
+                match full {
+                    true => db
+                        .fetch_page(table, window, Some(last), batch_size)
+                        .await
+                        .map(Some),
+                    false => Ok(None),
                 }
+            };
+            let (sent, next) = tokio::join!(self.send_page(page), prefetch);
+            if let Err(outcome) = sent? {
+                return Ok(outcome);
             }
             self.after = Some(last);
-            if rows < batch_size as usize {
+            if !full {
                 break;
             }
+            // Recorded before the prefetch's own result is looked at, so a
+            // database error now does not re-send the page just delivered.
             self.remember(Some((self.window.stop, last))).await?;
+            match next? {
+                Some(next) => page = next,
+                None => break,
+            }
         }
         self.advance().await
+    }
+
+    /// Sends one page as one or more batches; `Ok(Err)` carries the outcome
+    /// that ends the window.
+    async fn send_page(&mut self, page: Page) -> Result<Result<(), Outcome>, DbError> {
+        for piece in batch::split(page, self.ctx.settings.max_request_bytes) {
+            match piece {
+                Piece::Send(batch) => {
+                    let signer = self.signer().await?;
+                    let sent = batch.keys.len();
+                    if let Err(outcome) = self.send(batch, &signer).await {
+                        return Ok(Err(outcome));
+                    }
+                    self.rows += sent;
+                    self.batches += 1;
+                }
+                Piece::Skip(oversized) => self.skip(oversized),
+            }
+        }
+        Ok(Ok(()))
     }
 
     /// The secrets that sign this attempt (read once per window).
