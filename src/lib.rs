@@ -19,6 +19,8 @@
 //!   look-back cap, due time).
 //! * [`processor`]: one subscription's window: page, send, advance the
 //!   watermark. This is where `DateTimeStart` moves.
+//! * [`quiet`]: due windows with nothing in them, found with one probe per
+//!   tick and closed together.
 //! * [`batch`]: a page of rows cut into request bodies, and batch ids.
 //! * [`delivery`]: the HTTP client. This is where a batch is sent and the
 //!   reply is classified.
@@ -44,6 +46,7 @@ pub mod destination;
 pub mod health;
 pub mod journal;
 pub mod processor;
+pub mod quiet;
 pub mod receiver;
 pub mod scheduler;
 pub mod shutdown;

@@ -181,6 +181,27 @@ async fn position(
     }
 }
 
+/// The window `subscription` would read now from `start`, when it needs
+/// nothing beyond the page query: no look-back cut, no clock step, not
+/// waiting. [`crate::quiet`] closes such windows in bulk when they are empty.
+pub fn plain_window(
+    settings: &Settings,
+    subscription: &Subscription,
+    start: NaiveDateTime,
+    clock: Clock,
+    stop: NaiveDateTime,
+) -> Option<Window> {
+    let rewind = subscription.polling + REWIND_MARGIN;
+    match window::plan(start, clock.instant, stop, settings.max_lookback, rewind) {
+        Plan::Read {
+            window,
+            skipped: None,
+            clock_stepped_back: None,
+        } => Some(window),
+        _ => None,
+    }
+}
+
 /// Plans a new window, logging what the plan had to cut or rewind.
 async fn plan(
     ctx: &Context,

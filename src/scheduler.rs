@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use crate::db::{Clock, DbError, OpenWrites, Progress, WatchedTable};
 use crate::health::Health;
 use crate::processor::{self, Context, Outcome, Stop};
+use crate::quiet::{self, Candidate};
 use crate::subscription::{Parsed, Subscription, SubscriptionId, SubscriptionRow};
 
 /// How long a resolved table (its column list) is trusted before the schema
@@ -96,7 +97,7 @@ struct Scheduler {
     failed_last: Mutex<HashSet<SubscriptionId>>,
     notices: Mutex<HashMap<SubscriptionId, String>>,
     secured: Mutex<HashSet<SubscriptionId>>,
-    tables: Mutex<HashMap<String, (WatchedTable, Instant)>>,
+    tables: Mutex<HashMap<String, (Arc<WatchedTable>, Instant)>>,
     processed: AtomicUsize,
     failed: AtomicUsize,
     trx_warned: AtomicBool,
@@ -162,13 +163,138 @@ impl Scheduler {
             clock: snapshot.clock,
             stop,
         };
-        for job in due {
+        for job in self.close_quiet(due, &times).await {
             lock(&self.in_flight).insert(job.subscription.id);
             let this = Arc::clone(self);
             let times = times.clone();
             tracker.spawn(async move { this.process(job, times).await });
         }
         Ok(())
+    }
+
+    /// Closes the due windows that are plainly empty (see [`crate::quiet`])
+    /// and returns the jobs left for the processor. On a database error
+    /// every job goes to the processor, which reports errors per
+    /// subscription.
+    async fn close_quiet(&self, due: Vec<Job>, times: &Times) -> Vec<Job> {
+        let Some(stop_local) = times.stop.local.as_deref() else {
+            return due;
+        };
+        self.refresh_tables(&due).await;
+        let (picked, candidates): (Vec<usize>, Vec<Candidate>) = due
+            .iter()
+            .enumerate()
+            .filter_map(|(i, job)| Some((i, self.quiet_candidate(job, times, stop_local)?)))
+            .unzip();
+        if candidates.is_empty() {
+            return due;
+        }
+        let started = Instant::now();
+        let db = &self.ctx.db;
+        let closed = match quiet::close_empty(db, times.stop.instant, stop_local, &candidates).await
+        {
+            Ok(closed) => closed,
+            Err(error) => {
+                tracing::warn!(%error, "Cannot close empty windows together; reading each instead.");
+                return due;
+            }
+        };
+        let done: HashSet<usize> = picked
+            .iter()
+            .zip(&closed.empty)
+            .filter_map(|(&i, &empty)| empty.then_some(i))
+            .collect();
+        let windows = done.len();
+        tracing::debug!(
+            windows,
+            moved = closed.moved,
+            rows = 0,
+            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "Closed empty windows."
+        );
+        if closed.moved < windows as u64 {
+            tracing::info!(
+                changed = windows as u64 - closed.moved,
+                "DateTimeStart was changed by someone else during the tick; leaving it as they set it."
+            );
+        }
+        let mut rest = Vec::with_capacity(due.len() - windows);
+        for (i, job) in due.into_iter().enumerate() {
+            if done.contains(&i) {
+                self.processed.fetch_add(1, Ordering::Relaxed);
+                lock(&self.notices).remove(&job.subscription.id);
+            } else {
+                rest.push(job);
+            }
+        }
+        rest
+    }
+
+    /// Reads the schema again for watched tables whose cached entry has
+    /// expired, once per table, so that a quiet subscription is not sent
+    /// through the processor just to refresh it. A table that no longer
+    /// resolves is dropped from the cache; the processor then reports why.
+    async fn refresh_tables(&self, due: &[Job]) {
+        let mut stale: HashMap<&str, &Subscription> = HashMap::new();
+        {
+            let tables = lock(&self.tables);
+            for job in due {
+                let name = job.subscription.target.name.as_str();
+                if tables
+                    .get(name)
+                    .is_some_and(|(_, at)| at.elapsed() >= TABLE_CACHE_TTL)
+                {
+                    stale.entry(name).or_insert(&job.subscription);
+                }
+            }
+        }
+        for subscription in stale.into_values() {
+            if self.table(subscription).await.is_err() {
+                lock(&self.tables).remove(&subscription.target.name);
+            }
+        }
+    }
+
+    /// A job whose window can be judged by its table's newest stamp alone:
+    /// a healthy subscription, at rest at the position rowhook recorded,
+    /// watching an indexed table this process has resolved, with a plain
+    /// window ahead.
+    fn quiet_candidate<'j>(
+        &self,
+        job: &'j Job,
+        times: &Times,
+        stop_local: &str,
+    ) -> Option<Candidate<'j>> {
+        let s = &job.subscription;
+        let progress = job.progress.as_ref()?;
+        let at_rest = progress.window.is_none() && progress.date_time_start == s.start_raw;
+        let plain = at_rest
+            && job.health.consecutive_failures == 0
+            && s.start_raw != stop_local
+            && lock(&self.secured).contains(&s.id);
+        if !plain {
+            return None;
+        }
+        // Not checked for age: `refresh_tables` has just renewed what expired,
+        // and an entry a moment past its age is still good for this probe.
+        let table = match lock(&self.tables).get(&s.target.name) {
+            Some((table, _)) if table.change_column_indexed => Arc::clone(table),
+            _ => return None,
+        };
+        let settings = &self.ctx.settings;
+        let window = processor::plain_window(
+            settings,
+            s,
+            progress.watermark,
+            times.clock,
+            times.stop.instant,
+        )?;
+        Some(Candidate {
+            id: s.id,
+            start_raw: &s.start_raw,
+            start: window.start,
+            table,
+        })
     }
 
     /// The end of this tick's windows, as an instant: `now` less the safety
@@ -352,15 +478,15 @@ impl Scheduler {
     }
 
     /// The subscription's table, from the cache or the schema.
-    async fn table(&self, subscription: &Subscription) -> Result<WatchedTable, DbError> {
+    async fn table(&self, subscription: &Subscription) -> Result<Arc<WatchedTable>, DbError> {
         let key = &subscription.target.name;
         if let Some((table, at)) = lock(&self.tables).get(key) {
             if at.elapsed() < TABLE_CACHE_TTL {
-                return Ok(table.clone());
+                return Ok(Arc::clone(table));
             }
         }
-        let table = self.ctx.db.resolve(&subscription.target).await?;
-        lock(&self.tables).insert(key.clone(), (table.clone(), Instant::now()));
+        let table = Arc::new(self.ctx.db.resolve(&subscription.target).await?);
+        lock(&self.tables).insert(key.clone(), (Arc::clone(&table), Instant::now()));
         Ok(table)
     }
 

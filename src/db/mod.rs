@@ -26,6 +26,7 @@ pub mod encode;
 mod migrate;
 mod mysql;
 mod operator;
+mod quiet;
 mod secrets;
 mod sqlite;
 

@@ -16,6 +16,7 @@ mod hostile;
 mod operations;
 mod paging;
 mod privilege;
+mod quiet;
 mod selection;
 mod signing;
 mod subscriptions_live;
