@@ -15,6 +15,8 @@
 //!   table, a change column and an optional filter.
 //! * [`db`]: the only place SQL lives. [`db::Database`] is the boundary; one
 //!   file per backend (`mysql.rs`, `sqlite.rs`).
+//! * [`datetime`]: Open Dental's datetime text, read and written without
+//!   chrono's per-call format parsing.
 //! * [`window`]: the pure arithmetic of a polling window (start, stop,
 //!   look-back cap, due time).
 //! * [`processor`]: one subscription's window: page, send, advance the
@@ -40,6 +42,7 @@ pub mod batch;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod datetime;
 pub mod db;
 pub mod delivery;
 pub mod destination;

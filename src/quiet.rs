@@ -99,7 +99,7 @@ fn distinct_tables<'c>(candidates: &'c [Candidate<'_>]) -> (Vec<&'c WatchedTable
 /// is fixed-width (`yyyy-MM-dd HH:mm:ss`, then any fraction), so text order
 /// is time order; SQLite compares stamps as text, exactly like this.
 fn is_before(stamp: &str, start: NaiveDateTime) -> bool {
-    let start = start.format(crate::DATETIME_FORMAT).to_string();
+    let start = crate::datetime::format(start);
     stamp < start.as_str()
 }
 

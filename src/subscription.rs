@@ -266,7 +266,7 @@ pub fn parse_od_datetime(
     if text.starts_with("0000-00-00") {
         return Ok(od_min_datetime());
     }
-    match NaiveDateTime::parse_from_str(text, crate::DATETIME_FORMAT) {
+    match crate::datetime::parse(text) {
         Ok(t) if t.year() < 1880 => Ok(od_min_datetime()),
         Ok(t) => Ok(t),
         Err(_) => Err(SubscriptionError::BadDate {

@@ -53,8 +53,5 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 
 /// An optional time as text, `-` when absent.
 pub fn when(t: Option<chrono::NaiveDateTime>) -> String {
-    t.map_or_else(
-        || "-".to_owned(),
-        |t| t.format(crate::DATETIME_FORMAT).to_string(),
-    )
+    t.map_or_else(|| "-".to_owned(), crate::datetime::format)
 }

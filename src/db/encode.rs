@@ -21,7 +21,7 @@
 //! | `BINARY`, `VARBINARY`, `BLOB`, spatial types | base64 of the stored bytes |
 
 use base64::Engine;
-use chrono::{Datelike, NaiveDate, NaiveDateTime};
+use chrono::Datelike;
 use serde_json::Value;
 
 /// How a column is read and rendered. Chosen from the column's declared type.
@@ -63,9 +63,9 @@ const SPATIAL: &[&str] = &[
 pub fn date(text: &str) -> Value {
     let day = text
         .get(..10)
-        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+        .and_then(|d| crate::datetime::parse_date(d).ok());
     Value::String(match day {
-        Some(d) if d.year() >= 1880 => d.format("%Y-%m-%d").to_string(),
+        Some(d) if d.year() >= 1880 => crate::datetime::format_date(d),
         _ => "0001-01-01".to_owned(),
     })
 }
@@ -75,9 +75,9 @@ pub fn date(text: &str) -> Value {
 /// pre-1880 values as `0001-01-01 00:00:00`.
 pub fn datetime(text: &str) -> Value {
     let whole = text.split('.').next().unwrap_or(text);
-    let time = NaiveDateTime::parse_from_str(whole, crate::DATETIME_FORMAT).ok();
+    let time = crate::datetime::parse(whole).ok();
     Value::String(match time {
-        Some(t) if t.year() >= 1880 => t.format(crate::DATETIME_FORMAT).to_string(),
+        Some(t) if t.year() >= 1880 => crate::datetime::format(t),
         _ => "0001-01-01 00:00:00".to_owned(),
     })
 }
@@ -238,6 +238,7 @@ mod tests {
 #[cfg(test)]
 mod properties {
     use super::*;
+    use chrono::{NaiveDate, NaiveDateTime};
     use proptest::prelude::*;
     use proptest::test_runner::TestCaseError;
 

@@ -490,12 +490,11 @@ fn progress_from(
 /// Parses the server's clock as printed by the server.
 fn parse_server_time(text: &str) -> Result<NaiveDateTime, DbError> {
     let whole = text.split('.').next().unwrap_or(text);
-    NaiveDateTime::parse_from_str(whole, crate::DATETIME_FORMAT)
-        .map_err(|_| DbError::BadServerTime(text.to_owned()))
+    crate::datetime::parse(whole).map_err(|_| DbError::BadServerTime(text.to_owned()))
 }
 
 fn format_time(t: NaiveDateTime) -> String {
-    t.format(crate::DATETIME_FORMAT).to_string()
+    crate::datetime::format(t)
 }
 
 /// Picks the change column: the target's own, else `DateTStamp`, else
