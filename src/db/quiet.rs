@@ -72,10 +72,11 @@ impl Database {
     /// `stop`; then each `DateTimeStart` moves from the text that was read,
     /// by compare-and-set. Returns how many `DateTimeStart`s moved.
     ///
-    /// The order makes an interruption harmless: a position ahead of a
-    /// `DateTimeStart` it does not match reads, next tick, as an operator's
-    /// edit, and the window is read again from `DateTimeStart`. Every
-    /// subscription named must already have a progress record.
+    /// A position that does not match its `DateTimeStart` (the row was
+    /// edited meanwhile, or rowhook stopped between the two statements)
+    /// reads next tick as an operator's edit, and the window is read again
+    /// from `DateTimeStart`. Every subscription named must already have a
+    /// progress record.
     pub async fn close_empty(
         &self,
         stop: NaiveDateTime,
