@@ -56,9 +56,11 @@ fn candidates<'a>(
         .collect()
 }
 
-/// The stamp of the one appointment, in the time base windows use (UTC on
-/// MariaDB, whose sessions rowhook runs in UTC; local text on SQLite).
-async fn only_stamp(db: &TestDb) -> NaiveDateTime {
+/// Inserts one appointment and returns its stamp, in the time base windows
+/// use (UTC on MariaDB, whose sessions rowhook runs in UTC; local text on
+/// SQLite).
+async fn one_appointment(db: &TestDb) -> NaiveDateTime {
+    db.insert_appointments(1, &db.ago(30).await).await;
     let sql = match db.backend {
         Backend::MySql => "SELECT CAST(DateTStamp AS CHAR) FROM appointment",
         Backend::Sqlite => "SELECT DateTStamp FROM appointment",
@@ -70,8 +72,7 @@ async fn only_stamp(db: &TestDb) -> NaiveDateTime {
 async fn only_windows_with_no_row_in_them_are_closed_and_an_edit_wins() {
     for backend in BOTH {
         let db = TestDb::new(backend).await;
-        db.insert_appointments(1, &db.ago(30).await).await;
-        let t = only_stamp(&db).await;
+        let t = one_appointment(&db).await;
         let second = chrono::Duration::seconds(1);
         let ids = [
             db.subscribe(Sub::new("http://127.0.0.1:9/at")).await,
@@ -132,8 +133,7 @@ async fn only_windows_with_no_row_in_them_are_closed_and_an_edit_wins() {
 async fn a_row_stamped_at_stop_belongs_to_the_next_window() {
     for backend in BOTH {
         let db = TestDb::new(backend).await;
-        db.insert_appointments(1, &db.ago(30).await).await;
-        let t = only_stamp(&db).await;
+        let t = one_appointment(&db).await;
         let start = t - chrono::Duration::seconds(10);
         let id = db.subscribe(Sub::new("http://127.0.0.1:9/")).await;
         let subs = at_rest(&db, &[(id, start)]).await;
