@@ -36,7 +36,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
-use serde_json::{Map, Value};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
@@ -172,19 +171,20 @@ pub struct WatchedTable {
     pub change_column_indexed: bool,
 }
 
-/// One page of rows, already rendered as JSON objects in (stamp, key) order.
+/// One page of rows, already rendered as JSON objects (each row's bytes)
+/// in (stamp, key) order.
 #[derive(Debug, Clone, Default)]
 pub struct Page {
-    pub rows: Vec<Value>,
+    pub rows: Vec<Vec<u8>>,
     /// Each row's (stamp, key), in the same order: the cursor, the logs and
     /// the batch id are made from these.
     pub keys: Vec<Cursor>,
 }
 
 impl Page {
-    fn push(&mut self, row: Map<String, Value>, at: Cursor) {
+    fn push(&mut self, row: Vec<u8>, at: Cursor) {
         self.keys.push(at);
-        self.rows.push(Value::Object(row));
+        self.rows.push(row);
     }
 
     pub fn first(&self) -> Option<Cursor> {

@@ -13,7 +13,9 @@
 use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use super::encode::JsonRow;
 use sqlx::mysql::{MySqlPool, MySqlRow};
 use sqlx::Row;
 
@@ -413,8 +415,8 @@ async fn page_bound(
     Ok(bound)
 }
 
-fn decode(table: &WatchedTable, row: &MySqlRow) -> Result<(Map<String, Value>, Cursor), DbError> {
-    let mut object = Map::with_capacity(table.columns.len());
+fn decode(table: &WatchedTable, row: &MySqlRow) -> Result<(Vec<u8>, Cursor), DbError> {
+    let mut object = JsonRow::new();
     for (i, column) in table.columns.iter().enumerate() {
         let value = match column.kind {
             ColumnKind::Int => row.try_get::<Option<i64>, _>(i)?.map(Value::from),
@@ -433,7 +435,7 @@ fn decode(table: &WatchedTable, row: &MySqlRow) -> Result<(Map<String, Value>, C
                 .try_get::<Option<Vec<u8>>, _>(i)?
                 .map(|text| encode::text_as(kind, &String::from_utf8_lossy(&text))),
         };
-        object.insert(column.name.clone(), value.unwrap_or(Value::Null));
+        object.field(&column.name, &value.unwrap_or(Value::Null));
     }
     let n = table.columns.len();
     let stamp: String = row.try_get(n)?;
@@ -441,7 +443,7 @@ fn decode(table: &WatchedTable, row: &MySqlRow) -> Result<(Map<String, Value>, C
         stamp: parse_server_time(&stamp)?,
         key: row.try_get(n + 1)?,
     };
-    Ok((object, at))
+    Ok((object.finish(), at))
 }
 
 pub(super) async fn count_rows(

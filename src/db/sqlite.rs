@@ -7,7 +7,9 @@
 
 use std::collections::HashMap;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use super::encode::JsonRow;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{Row, TypeInfo, ValueRef};
 
@@ -204,8 +206,8 @@ pub(super) async fn fetch_page(
 
 /// SQLite values carry their own storage class; render each by that class,
 /// then by the column's declared kind for text (dates).
-fn decode(table: &WatchedTable, row: &SqliteRow) -> Result<(Map<String, Value>, Cursor), DbError> {
-    let mut object = Map::with_capacity(table.columns.len());
+fn decode(table: &WatchedTable, row: &SqliteRow) -> Result<(Vec<u8>, Cursor), DbError> {
+    let mut object = JsonRow::new();
     for (i, column) in table.columns.iter().enumerate() {
         let raw = row.try_get_raw(i)?;
         let class = if raw.is_null() {
@@ -226,7 +228,7 @@ fn decode(table: &WatchedTable, row: &SqliteRow) -> Result<(Map<String, Value>, 
                 &String::from_utf8_lossy(&row.try_get_unchecked::<Vec<u8>, _>(i)?),
             ),
         };
-        object.insert(column.name.clone(), value);
+        object.field(&column.name, &value);
     }
     let n = table.columns.len();
     let stamp: String = row.try_get(n)?;
@@ -234,7 +236,7 @@ fn decode(table: &WatchedTable, row: &SqliteRow) -> Result<(Map<String, Value>, 
         stamp: parse_server_time(&stamp)?,
         key: row.try_get(n + 1)?,
     };
-    Ok((object, at))
+    Ok((object.finish(), at))
 }
 
 pub(super) async fn count_rows(
