@@ -133,13 +133,18 @@ impl Scheduler {
     }
 
     async fn tick(self: &Arc<Self>, tracker: &TaskTracker) -> Result<(), DbError> {
+        // Taken before the read: a window that ends while the snapshot is
+        // being read may move its row after the snapshot saw it, and started
+        // again from that stale row it would re-send the whole window. Such
+        // a subscription waits for the next tick's fresh read.
+        let busy = lock(&self.in_flight).clone();
         let mut snapshot = self.ctx.db.snapshot().await?;
         self.forget_deleted(&snapshot.subscriptions);
         let now = snapshot.clock.local;
         let mut due: Vec<Job> = Vec::new();
         for row in &snapshot.subscriptions {
             let health = snapshot.health.remove(&row.id()).unwrap_or_default();
-            if let Some(subscription) = self.admit(row, &health, now) {
+            if let Some(subscription) = self.admit(row, &health, now, &busy) {
                 let progress = snapshot.progress.remove(&subscription.id);
                 due.push(Job {
                     subscription,
@@ -330,6 +335,7 @@ impl Scheduler {
         row: &SubscriptionRow,
         health: &Health,
         now: NaiveDateTime,
+        busy: &HashSet<SubscriptionId>,
     ) -> Option<Subscription> {
         let id = row.id();
         let subscription = match row.parse() {
@@ -363,7 +369,7 @@ impl Scheduler {
             ));
             return None;
         }
-        let busy = lock(&self.in_flight).contains(&id);
+        let busy = busy.contains(&id);
         (subscription.is_due(now) && health.may_attempt(now) && !busy).then_some(subscription)
     }
 
