@@ -14,8 +14,6 @@ use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
 use serde_json::Value;
-
-use super::encode::JsonRow;
 use sqlx::mysql::{MySqlPool, MySqlRow};
 use sqlx::Row;
 
@@ -416,7 +414,7 @@ async fn page_bound(
 }
 
 fn decode(table: &WatchedTable, row: &MySqlRow) -> Result<(Vec<u8>, Cursor), DbError> {
-    let mut object = JsonRow::new();
+    let mut object = encode::JsonRow::new();
     for (i, column) in table.columns.iter().enumerate() {
         let value = match column.kind {
             ColumnKind::Int => row.try_get::<Option<i64>, _>(i)?.map(Value::from),

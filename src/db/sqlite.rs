@@ -8,8 +8,6 @@
 use std::collections::HashMap;
 
 use serde_json::Value;
-
-use super::encode::JsonRow;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{Row, TypeInfo, ValueRef};
 
@@ -207,7 +205,7 @@ pub(super) async fn fetch_page(
 /// SQLite values carry their own storage class; render each by that class,
 /// then by the column's declared kind for text (dates).
 fn decode(table: &WatchedTable, row: &SqliteRow) -> Result<(Vec<u8>, Cursor), DbError> {
-    let mut object = JsonRow::new();
+    let mut object = encode::JsonRow::new();
     for (i, column) in table.columns.iter().enumerate() {
         let raw = row.try_get_raw(i)?;
         let class = if raw.is_null() {
