@@ -39,6 +39,7 @@ pub fn format(t: NaiveDateTime) -> String {
 
 /// `d` as `yyyy-MM-dd`, exactly as `d.format("%Y-%m-%d")` would.
 pub fn format_date(d: NaiveDate) -> String {
+    // The datetime's text up to its space: the date, however wide the year.
     let mut text = format(d.and_time(chrono::NaiveTime::MIN));
     text.truncate(text.find(' ').unwrap_or(text.len()));
     text

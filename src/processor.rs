@@ -191,8 +191,7 @@ pub fn plain_window(
     clock: Clock,
     stop: NaiveDateTime,
 ) -> Option<Window> {
-    let rewind = subscription.polling + REWIND_MARGIN;
-    match window::plan(start, clock.instant, stop, settings.max_lookback, rewind) {
+    match plan_for(settings, subscription, start, clock, stop) {
         Plan::Read {
             window,
             skipped: None,
@@ -200,6 +199,19 @@ pub fn plain_window(
         } => Some(window),
         _ => None,
     }
+}
+
+/// The one place a subscription's window is planned, for the processor and
+/// for [`plain_window`] alike.
+fn plan_for(
+    settings: &Settings,
+    subscription: &Subscription,
+    start: NaiveDateTime,
+    clock: Clock,
+    stop: NaiveDateTime,
+) -> Plan {
+    let rewind = subscription.polling + REWIND_MARGIN;
+    window::plan(start, clock.instant, stop, settings.max_lookback, rewind)
 }
 
 /// Plans a new window, logging what the plan had to cut or rewind.
@@ -211,14 +223,7 @@ async fn plan(
     clock: Clock,
     stop: NaiveDateTime,
 ) -> Result<Option<Window>, DbError> {
-    let rewind = subscription.polling + REWIND_MARGIN;
-    let plan = window::plan(
-        start,
-        clock.instant,
-        stop,
-        ctx.settings.max_lookback,
-        rewind,
-    );
+    let plan = plan_for(&ctx.settings, subscription, start, clock, stop);
     let Plan::Read {
         window,
         skipped,

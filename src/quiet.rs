@@ -73,7 +73,7 @@ pub async fn close_empty(
         .collect();
     let moved = match read.is_empty() {
         true => 0,
-        false => db.close_empty(stop, stop_local, &read).await?,
+        false => db.close_empty_windows(stop, stop_local, &read).await?,
     };
     Ok(Closed { empty, moved })
 }

@@ -77,7 +77,7 @@ impl Database {
     /// reads next tick as an operator's edit, and the window is read again
     /// from `DateTimeStart`. Every subscription named must already have a
     /// progress record.
-    pub async fn close_empty(
+    pub async fn close_empty_windows(
         &self,
         stop: NaiveDateTime,
         stop_local: &str,

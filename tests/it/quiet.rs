@@ -9,7 +9,9 @@ use rowhook::quiet::{self, Candidate};
 use rowhook::receiver::Receiver;
 use rowhook::subscription::{Parsed, Subscription};
 
-use crate::helpers::{eventually, settings, Backend, Daemon, Sub, TestDb, BOTH};
+use crate::helpers::{
+    context, eventually, mysql_server, settings, Backend, Daemon, Sub, TestDb, BOTH,
+};
 
 fn at(s: &str) -> NaiveDateTime {
     NaiveDateTime::parse_from_str(s, rowhook::DATETIME_FORMAT).unwrap()
@@ -182,15 +184,7 @@ async fn a_change_after_idle_ticks_reaches_every_subscription_on_its_table() {
     // Two advances each: the first window sets the progress record, later
     // ones are closed together.
     for _ in 0..2 {
-        let seen = watermarks(&db, &ids).await;
-        assert!(
-            eventually(|| async {
-                let now = watermarks(&db, &ids).await;
-                now.iter().zip(&seen).all(|(n, s)| n > s)
-            })
-            .await,
-            "every idle watermark keeps moving"
-        );
+        advance_every_one(&db, &ids).await;
     }
     assert!(rx.requests().is_empty(), "idle windows send nothing");
     db.exec(
@@ -221,4 +215,90 @@ async fn watermarks(db: &TestDb, ids: &[i64]) -> Vec<String> {
         out.push(db.watermark(id).await);
     }
     out
+}
+
+/// The point of closing windows together: idle subscriptions cost a few
+/// statements per tick, not some per subscription. rowhook runs as its own
+/// MariaDB user so the server's per-user counters (`USER_STATISTICS`) count
+/// exactly its statements. Read one by one, 60 subscriptions advancing
+/// three times would take at least 360 writes (a compare-and-set and a
+/// progress record each); together, two per tick that closes any.
+#[tokio::test]
+async fn idle_subscriptions_are_closed_with_fewer_writes_than_subscriptions() {
+    let db = TestDb::mysql().await;
+    let rx = Receiver::start().await.unwrap();
+    let url = rx.url("/");
+    let mut ids = Vec::new();
+    for table in ["Patient", "Appointment"].iter().cycle().take(60) {
+        ids.push(
+            db.subscribe(Sub {
+                table,
+                ..Sub::new(&url)
+            })
+            .await,
+        );
+    }
+    let name = db.url.rsplit('/').next().unwrap().to_owned();
+    let user = format!("rh_quiet_{}", std::process::id());
+    let userstat_before = db.text("SELECT CAST(@@global.userstat AS CHAR)", &[]).await;
+    db.script(&format!(
+        "CREATE USER '{user}'@'%'; GRANT ALL ON {name}.* TO '{user}'@'%'; \
+         GRANT PROCESS ON *.* TO '{user}'@'%'; SET GLOBAL userstat = 1"
+    ))
+    .await;
+    let as_user = mysql_server().replace("root@", &format!("{user}@")) + "/" + &name;
+    let agent = rowhook::db::Database::connect(&as_user, 4).await.unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let ctx = rowhook::processor::Context {
+        db: agent.clone(),
+        ..context(&db, settings(), stop.clone())
+    };
+    let daemon = tokio::spawn(rowhook::scheduler::run(ctx, false));
+    let writes = || async {
+        let sql = format!(
+            "SELECT CAST(UPDATE_COMMANDS AS CHAR) FROM information_schema.USER_STATISTICS \
+             WHERE USER = '{user}'"
+        );
+        db.text(&sql, &[])
+            .await
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+
+    // First windows go through the processor (nothing is recorded yet).
+    advance_every_one(&db, &ids).await;
+    let before = writes().await;
+    for _ in 0..3 {
+        advance_every_one(&db, &ids).await;
+    }
+    let during = writes().await - before;
+
+    stop.cancel();
+    daemon.await.unwrap();
+    agent.close().await;
+    db.script(&format!(
+        "DROP USER '{user}'@'%'; SET GLOBAL userstat = {}",
+        userstat_before.as_deref().unwrap_or("0")
+    ))
+    .await;
+    assert!(rx.requests().is_empty(), "idle windows send nothing");
+    assert!(
+        during < ids.len() as u64,
+        "{during} writes for {} subscriptions advancing three times",
+        ids.len()
+    );
+    db.drop().await;
+}
+
+/// Waits until every subscription's `DateTimeStart` has moved on.
+async fn advance_every_one(db: &TestDb, ids: &[i64]) {
+    let seen = watermarks(db, ids).await;
+    assert!(
+        eventually(|| async {
+            let now = watermarks(db, ids).await;
+            now.iter().zip(&seen).all(|(n, s)| n > s)
+        })
+        .await,
+        "every idle watermark keeps moving"
+    );
 }
