@@ -62,10 +62,10 @@ impl Batch {
 }
 
 /// Cuts a page into batches of at most `limit` body bytes, keeping order.
-pub fn split(page: Page, limit: usize) -> Vec<Piece> {
+pub fn split(page: &Page, limit: usize) -> Vec<Piece> {
     let mut pieces = Vec::new();
     let mut current = empty();
-    for (encoded, at) in page.rows.into_iter().zip(page.keys) {
+    for (encoded, &at) in page.rows.iter().zip(&page.keys) {
         // "[" + row + "]" is the smallest body that holds it.
         if encoded.len() + 2 > limit {
             if !current.keys.is_empty() {
@@ -84,7 +84,7 @@ pub fn split(page: Page, limit: usize) -> Vec<Piece> {
         if !current.keys.is_empty() {
             current.body.push(b',');
         }
-        current.body.extend_from_slice(&encoded);
+        current.body.extend_from_slice(encoded);
         current.keys.push(at);
     }
     if !current.keys.is_empty() {
@@ -148,7 +148,7 @@ mod tests {
                 .join(",")
         )
         .into_bytes();
-        let pieces = split(p, 1 << 20);
+        let pieces = split(&p, 1 << 20);
         assert_eq!(described(&pieces), [('S', vec![1, 2, 3])]);
         let Piece::Send(batch) = &pieces[0] else {
             unreachable!()
@@ -159,7 +159,7 @@ mod tests {
     #[test]
     fn a_big_page_is_cut_in_order_and_every_body_fits() {
         // Each row encodes as {"t":"xxxx…"}: 8 bytes + its text.
-        let pieces = split(page(&[40, 40, 40, 40, 40]), 100);
+        let pieces = split(&page(&[40, 40, 40, 40, 40]), 100);
         assert_eq!(
             described(&pieces),
             [('S', vec![1, 2]), ('S', vec![3, 4]), ('S', vec![5])]
@@ -176,7 +176,7 @@ mod tests {
 
     #[test]
     fn a_row_too_big_alone_is_set_aside_and_the_rest_still_go() {
-        let pieces = split(page(&[10, 500, 10]), 100);
+        let pieces = split(&page(&[10, 500, 10]), 100);
         assert_eq!(
             described(&pieces),
             [('S', vec![1]), ('X', vec![2]), ('S', vec![3])]
@@ -189,9 +189,9 @@ mod tests {
 
     #[test]
     fn ids_depend_on_the_rows_only() {
-        let a = split(page(&[1, 2]), 1000);
-        let b = split(page(&[1, 2]), 1000);
-        let c = split(page(&[1]), 1000);
+        let a = split(&page(&[1, 2]), 1000);
+        let b = split(&page(&[1, 2]), 1000);
+        let c = split(&page(&[1]), 1000);
         let id = |p: &[Piece]| match &p[0] {
             Piece::Send(batch) => batch.id(SubscriptionId(1), "Appointment"),
             Piece::Skip(_) => unreachable!(),

@@ -21,6 +21,7 @@
 //!   look-back cap, due time).
 //! * [`processor`]: one subscription's window: page, send, advance the
 //!   watermark. This is where `DateTimeStart` moves.
+//! * [`pages`]: windows of the same table and tick read each page once.
 //! * [`quiet`]: due windows with nothing in them, found with one probe per
 //!   tick and closed together.
 //! * [`batch`]: a page of rows cut into request bodies, and batch ids.
@@ -48,6 +49,7 @@ pub mod delivery;
 pub mod destination;
 pub mod health;
 pub mod journal;
+pub mod pages;
 pub mod processor;
 pub mod quiet;
 pub mod receiver;

@@ -25,11 +25,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::batch::{self, Batch, Oversized, Piece};
 use crate::config::Settings;
-use crate::db::{
-    Clock, Database, DbError, DeliveryRecord, Page, Progress, StoredSecrets, WatchedTable,
-};
+use crate::db::{Clock, Database, DbError, DeliveryRecord, Progress, StoredSecrets, WatchedTable};
 use crate::delivery::{Failure, Sender};
 use crate::journal::Journal;
+use crate::pages::{Pages, SharedPage};
 use crate::signing::Signer;
 use crate::subscription::Subscription;
 use crate::window::{self, Cursor, Plan, Window};
@@ -73,6 +72,8 @@ pub struct Context {
     pub settings: Settings,
     pub shutdown: CancellationToken,
     pub journal: Journal,
+    /// Page reads shared by concurrent windows of the same table.
+    pub pages: Pages,
 }
 
 /// How far below the server's clock a window restarts after the clock went
@@ -256,8 +257,11 @@ async fn plan(
 impl Run<'_> {
     async fn deliver(&mut self) -> Result<Outcome, DbError> {
         let batch_size = self.ctx.settings.batch_size;
-        let (db, table, window) = (self.ctx.db.clone(), self.table, self.window);
-        let mut page = db.fetch_page(table, window, self.after, batch_size).await?;
+        let (db, pages) = (&self.ctx.db, &self.ctx.pages);
+        let (table, window) = (self.table, self.window);
+        let mut page = pages
+            .fetch(db, table, window, self.after, batch_size)
+            .await?;
         loop {
             if self.ctx.shutdown.is_cancelled() {
                 return Ok(Outcome::Abandoned);
@@ -274,8 +278,8 @@ impl Run<'_> {
             // instead of in turn. A failed send discards it.
             let prefetch = async {
                 match full {
-                    true => db
-                        .fetch_page(table, window, Some(last), batch_size)
+                    true => pages
+                        .fetch(db, table, window, Some(last), batch_size)
                         .await
                         .map(Some),
                     false => Ok(None),
@@ -302,8 +306,8 @@ impl Run<'_> {
 
     /// Sends one page as one or more batches; `Ok(Err)` carries the outcome
     /// that ends the window.
-    async fn send_page(&mut self, page: Page) -> Result<Result<(), Outcome>, DbError> {
-        for piece in batch::split(page, self.ctx.settings.max_request_bytes) {
+    async fn send_page(&mut self, page: SharedPage) -> Result<Result<(), Outcome>, DbError> {
+        for piece in batch::split(&page, self.ctx.settings.max_request_bytes) {
             match piece {
                 Piece::Send(batch) => {
                     let signer = self.signer().await?;

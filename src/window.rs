@@ -14,7 +14,7 @@ use chrono::NaiveDateTime;
 
 /// The position after the last acknowledged row: the next page starts
 /// strictly after (stamp, key).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Cursor {
     pub stamp: NaiveDateTime,
     pub key: i64,

@@ -74,6 +74,7 @@ async fn run_in(dir: &std::path::Path, args: &DemoArgs) -> anyhow::Result<usize>
         settings,
         shutdown: shutdown.clone(),
         journal,
+        pages: Default::default(),
     };
     let daemon = tokio::spawn(scheduler::run(ctx, false));
     let writer = tokio::spawn(write_changes(pool.clone(), shutdown.clone()));

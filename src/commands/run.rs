@@ -29,6 +29,7 @@ pub async fn run(db_args: &DbArgs, args: &RunArgs) -> anyhow::Result<Summary> {
         settings,
         shutdown,
         journal,
+        pages: Default::default(),
     };
     let summary = scheduler::run(ctx, args.once).await;
     db.close().await;

@@ -319,6 +319,7 @@ pub fn context(db: &TestDb, settings: Settings, shutdown: CancellationToken) -> 
         settings,
         shutdown,
         journal,
+        pages: Default::default(),
     }
 }
 
@@ -353,6 +354,49 @@ pub fn keys(requests: &[rowhook::receiver::Request], column: &str) -> Vec<i64> {
         .flat_map(|r| r.rows())
         .filter_map(|row| row.get(column).and_then(serde_json::Value::as_i64))
         .collect()
+}
+
+/// MariaDB's per-user and per-table counters (`userstat`) switched on for
+/// one test. The setting is global, so the tests that count take turns,
+/// and each puts the old value back when it is done.
+pub struct Userstat {
+    before: String,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+}
+
+impl Userstat {
+    pub async fn on(db: &TestDb) -> Self {
+        static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let turn = TURN.lock().await;
+        let before = db
+            .text("SELECT CAST(@@global.userstat AS CHAR)", &[])
+            .await
+            .unwrap_or_else(|| "0".into());
+        db.script("SET GLOBAL userstat = 1").await;
+        Self {
+            before,
+            _turn: turn,
+        }
+    }
+
+    /// How many rows the server has read from `table` of this test's
+    /// database since the counters were switched on.
+    pub async fn rows_read(&self, db: &TestDb, table: &str) -> u64 {
+        let name = db.url.rsplit('/').next().unwrap_or_default();
+        db.text(
+            "SELECT CAST(ROWS_READ AS CHAR) FROM information_schema.TABLE_STATISTICS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            &[name, table],
+        )
+        .await
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+    }
+
+    pub async fn off(self, db: &TestDb) {
+        db.script(&format!("SET GLOBAL userstat = {}", self.before))
+            .await;
+    }
 }
 
 /// Waits, up to [`PATIENCE`], until `check` returns true.

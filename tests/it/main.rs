@@ -18,6 +18,7 @@ mod paging;
 mod privilege;
 mod quiet;
 mod selection;
+mod sharing;
 mod signing;
 mod subscriptions_live;
 mod tls;

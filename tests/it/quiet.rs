@@ -10,7 +10,7 @@ use rowhook::receiver::Receiver;
 use rowhook::subscription::{Parsed, Subscription};
 
 use crate::helpers::{
-    context, eventually, mysql_server, settings, Backend, Daemon, Sub, TestDb, BOTH,
+    context, eventually, mysql_server, settings, Backend, Daemon, Sub, TestDb, Userstat, BOTH,
 };
 
 fn at(s: &str) -> NaiveDateTime {
@@ -240,10 +240,10 @@ async fn idle_subscriptions_are_closed_with_fewer_writes_than_subscriptions() {
     }
     let name = db.url.rsplit('/').next().unwrap().to_owned();
     let user = format!("rh_quiet_{}", std::process::id());
-    let userstat_before = db.text("SELECT CAST(@@global.userstat AS CHAR)", &[]).await;
+    let userstat = Userstat::on(&db).await;
     db.script(&format!(
         "CREATE USER '{user}'@'%'; GRANT ALL ON {name}.* TO '{user}'@'%'; \
-         GRANT PROCESS ON *.* TO '{user}'@'%'; SET GLOBAL userstat = 1"
+         GRANT PROCESS ON *.* TO '{user}'@'%'"
     ))
     .await;
     let as_user = mysql_server().replace("root@", &format!("{user}@")) + "/" + &name;
@@ -276,11 +276,8 @@ async fn idle_subscriptions_are_closed_with_fewer_writes_than_subscriptions() {
     stop.cancel();
     daemon.await.unwrap();
     agent.close().await;
-    db.script(&format!(
-        "DROP USER '{user}'@'%'; SET GLOBAL userstat = {}",
-        userstat_before.as_deref().unwrap_or("0")
-    ))
-    .await;
+    db.script(&format!("DROP USER '{user}'@'%'")).await;
+    userstat.off(&db).await;
     assert!(rx.requests().is_empty(), "idle windows send nothing");
     assert!(
         during < ids.len() as u64,

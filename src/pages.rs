@@ -1,0 +1,120 @@
+//! Where concurrent windows share a page read.
+//!
+//! Subscriptions that watch the same table and are due in the same tick
+//! usually have the same window — the tick's stop, from the previous
+//! tick's stop — so they would each read and encode the same rows. Here a
+//! page is read once for all windows that ask for it while it is in use:
+//! the first asker reads it, the others wait for that read and get the
+//! same rows. What each subscription does with the page (sign, send,
+//! record, advance) stays its own.
+//!
+//! A page is kept only while some window holds it, so sharing costs no
+//! memory beyond the pages being sent. A failed read is not shared: the
+//! next waiter reads again itself and reports its own error.
+//!
+//! Sharing does not change what any subscription receives: the rows of a
+//! window `[start, stop)` after a cursor are fixed once `stop` is safe (see
+//! [`crate::window`]), except that a row changed again moves out of the
+//! window to a later one, where it is delivered in its new version.
+
+use std::collections::HashMap;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, Weak};
+
+use tokio::sync::OnceCell;
+
+use crate::db::{Database, DbError, Page, WatchedTable};
+use crate::window::{Cursor, Window};
+
+/// One page's identity: the same statement with the same bounds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    watch_name: String,
+    window: (chrono::NaiveDateTime, chrono::NaiveDateTime),
+    after: Option<Cursor>,
+    limit: u32,
+}
+
+/// A read in progress or done, with the table as it was resolved for it: a
+/// window whose table was resolved differently (a column added since)
+/// reads its own page.
+#[derive(Debug)]
+struct Slot {
+    table: WatchedTable,
+    page: OnceCell<Arc<Page>>,
+}
+
+/// The pages being read or used right now, shared by every window of the
+/// process. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Pages {
+    slots: Arc<Mutex<HashMap<Key, Weak<Slot>>>>,
+}
+
+/// A page read once for every window that asked for it.
+#[derive(Debug)]
+pub struct SharedPage {
+    // Held so later askers find the read while this page is in use.
+    _slot: Arc<Slot>,
+    page: Arc<Page>,
+}
+
+impl Deref for SharedPage {
+    type Target = Page;
+
+    fn deref(&self) -> &Page {
+        &self.page
+    }
+}
+
+impl Pages {
+    /// The page of `table` in `window` after `after`, at most `limit` rows:
+    /// read now, or shared from a window that is reading or holding it.
+    pub async fn fetch(
+        &self,
+        db: &Database,
+        table: &WatchedTable,
+        window: Window,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<SharedPage, DbError> {
+        let key = Key {
+            watch_name: table.watch_name.clone(),
+            window: (window.start, window.stop),
+            after,
+            limit,
+        };
+        let slot = self.slot(key, table);
+        let read = || async {
+            db.fetch_page(table, window, after, limit)
+                .await
+                .map(Arc::new)
+        };
+        let page = Arc::clone(slot.page.get_or_try_init(read).await?);
+        Ok(SharedPage { _slot: slot, page })
+    }
+
+    /// The live slot for `key`, or a new one. Dead entries are dropped here,
+    /// so the map holds no more than the pages in use.
+    fn slot(&self, key: Key, table: &WatchedTable) -> Arc<Slot> {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.retain(|_, slot| slot.strong_count() > 0);
+        if let Some(slot) = slots.get(&key).and_then(Weak::upgrade) {
+            if slot.table == *table {
+                return slot;
+            }
+            // Resolved differently: read alone, and leave the entry to the
+            // windows that share it.
+            return Arc::new(Slot {
+                table: table.clone(),
+                page: OnceCell::new(),
+            });
+        }
+        let slot = Arc::new(Slot {
+            table: table.clone(),
+            page: OnceCell::new(),
+        });
+        slots.insert(key, Arc::downgrade(&slot));
+        slot
+    }
+}
