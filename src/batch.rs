@@ -8,6 +8,7 @@
 //! key, and the rest of the window goes on (raise the limit and `replay` to
 //! send it).
 
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use crate::db::Page;
@@ -18,7 +19,8 @@ use crate::window::Cursor;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {
     pub keys: Vec<Cursor>,
-    pub body: Vec<u8>,
+    /// Shared, not copied, by every subscription sending the same page.
+    pub body: Bytes,
 }
 
 /// A row too large to send on its own.
@@ -64,45 +66,73 @@ impl Batch {
 /// Cuts a page into batches of at most `limit` body bytes, keeping order.
 pub fn split(page: &Page, limit: usize) -> Vec<Piece> {
     let mut pieces = Vec::new();
-    let mut current = empty();
-    for (encoded, &at) in page.rows.iter().zip(&page.keys) {
+    let mut open = Open::at(0);
+    for (i, (encoded, &at)) in page.rows.iter().zip(&page.keys).enumerate() {
         // "[" + row + "]" is the smallest body that holds it.
         if encoded.len() + 2 > limit {
-            if !current.keys.is_empty() {
-                pieces.push(Piece::Send(close(std::mem::replace(&mut current, empty()))));
-            }
+            open.close(page, &mut pieces);
             pieces.push(Piece::Skip(Oversized {
                 at,
                 bytes: encoded.len() + 2,
             }));
+            open = Open::at(i + 1);
             continue;
         }
-        let separator = usize::from(!current.keys.is_empty());
-        if current.body.len() + separator + encoded.len() + 1 > limit {
-            pieces.push(Piece::Send(close(std::mem::replace(&mut current, empty()))));
+        if !open.fits(encoded.len(), limit) {
+            open.close(page, &mut pieces);
+            open = Open::at(i);
         }
-        if !current.keys.is_empty() {
-            current.body.push(b',');
-        }
-        current.body.extend_from_slice(encoded);
-        current.keys.push(at);
+        open.add(encoded.len());
     }
-    if !current.keys.is_empty() {
-        pieces.push(Piece::Send(close(current)));
-    }
+    open.close(page, &mut pieces);
     pieces
 }
 
-fn empty() -> Batch {
-    Batch {
-        keys: Vec::new(),
-        body: b"[".to_vec(),
-    }
+/// The rows `from..to` of a page that will make one batch, and the size of
+/// their body: `[`, the rows with commas between them, `]`.
+struct Open {
+    from: usize,
+    to: usize,
+    bytes: usize,
 }
 
-fn close(mut batch: Batch) -> Batch {
-    batch.body.push(b']');
-    batch
+impl Open {
+    fn at(i: usize) -> Self {
+        Self {
+            from: i,
+            to: i,
+            bytes: 2,
+        }
+    }
+
+    fn fits(&self, row: usize, limit: usize) -> bool {
+        self.bytes + usize::from(self.to > self.from) + row <= limit
+    }
+
+    fn add(&mut self, row: usize) {
+        self.bytes += usize::from(self.to > self.from) + row;
+        self.to += 1;
+    }
+
+    /// Writes the body once, at its final size, and adds the batch.
+    fn close(&self, page: &Page, pieces: &mut Vec<Piece>) {
+        if self.to == self.from {
+            return;
+        }
+        let mut body = Vec::with_capacity(self.bytes);
+        body.push(b'[');
+        for (n, row) in page.rows[self.from..self.to].iter().enumerate() {
+            if n > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(row);
+        }
+        body.push(b']');
+        pieces.push(Piece::Send(Batch {
+            keys: page.keys[self.from..self.to].to_vec(),
+            body: Bytes::from(body),
+        }));
+    }
 }
 
 #[cfg(test)]

@@ -140,7 +140,7 @@ impl Sender {
         event_type: &str,
         batch_id: &str,
         signer: &Signer,
-        body: Vec<u8>,
+        body: bytes::Bytes,
     ) -> Result<(), Failure> {
         let mut headers = self.headers(subscription, event_type);
         // The batch id is hex, so these are always valid header values.

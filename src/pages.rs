@@ -3,10 +3,11 @@
 //! Subscriptions that watch the same table and are due in the same tick
 //! usually have the same window — the tick's stop, from the previous
 //! tick's stop — so they would each read and encode the same rows. Here a
-//! page is read once for all windows that ask for it while it is in use:
-//! the first asker reads it, the others wait for that read and get the
-//! same rows. What each subscription does with the page (sign, send,
-//! record, advance) stays its own.
+//! page is read, encoded and cut into request bodies once for all windows
+//! that ask for it while it is in use: the first asker reads it, the others
+//! wait for that read and get the same bodies. What each subscription does
+//! with them (its batch ids, signatures, requests, delivery log and
+//! watermark) stays its own.
 //!
 //! A page is kept only while some window holds it, so sharing costs no
 //! memory beyond the pages being sent. A failed read is not shared: the
@@ -23,16 +24,29 @@ use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::OnceCell;
 
-use crate::db::{Database, DbError, Page, WatchedTable};
+use crate::batch::{self, Piece};
+use crate::db::{Database, DbError, WatchedTable};
 use crate::window::{Cursor, Window};
 
-/// One page's identity: the same statement with the same bounds.
+/// One page's identity: the same statement with the same bounds, cut the
+/// same way.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
     watch_name: String,
     window: (chrono::NaiveDateTime, chrono::NaiveDateTime),
     after: Option<Cursor>,
     limit: u32,
+    max_bytes: usize,
+}
+
+/// A page as it is sent: its batches (and rows set aside), in row order.
+#[derive(Debug)]
+pub struct Cut {
+    /// How many rows the page held (a full page means there may be more).
+    pub rows: usize,
+    /// The position of its last row, where the next page starts.
+    pub last: Option<Cursor>,
+    pub pieces: Vec<Piece>,
 }
 
 /// A read in progress or done, with the table as it was resolved for it: a
@@ -41,7 +55,7 @@ struct Key {
 #[derive(Debug)]
 struct Slot {
     table: WatchedTable,
-    page: OnceCell<Arc<Page>>,
+    page: OnceCell<Arc<Cut>>,
 }
 
 /// The pages being read or used right now, shared by every window of the
@@ -56,39 +70,44 @@ pub struct Pages {
 pub struct SharedPage {
     // Held so later askers find the read while this page is in use.
     _slot: Arc<Slot>,
-    page: Arc<Page>,
+    page: Arc<Cut>,
 }
 
 impl Deref for SharedPage {
-    type Target = Page;
+    type Target = Cut;
 
-    fn deref(&self) -> &Page {
+    fn deref(&self) -> &Cut {
         &self.page
     }
 }
 
 impl Pages {
-    /// The page of `table` in `window` after `after`, at most `limit` rows:
-    /// read now, or shared from a window that is reading or holding it.
+    /// The page of `table` in `window` after `after`, at most `limit` rows,
+    /// cut into bodies of at most `max_bytes`: read now, or shared from a
+    /// window that is reading or holding it.
     pub async fn fetch(
         &self,
         db: &Database,
         table: &WatchedTable,
         window: Window,
         after: Option<Cursor>,
-        limit: u32,
+        (limit, max_bytes): (u32, usize),
     ) -> Result<SharedPage, DbError> {
         let key = Key {
             watch_name: table.watch_name.clone(),
             window: (window.start, window.stop),
             after,
             limit,
+            max_bytes,
         };
         let slot = self.slot(key, table);
         let read = || async {
-            db.fetch_page(table, window, after, limit)
-                .await
-                .map(Arc::new)
+            let page = db.fetch_page(table, window, after, limit).await?;
+            Ok::<_, DbError>(Arc::new(Cut {
+                rows: page.rows.len(),
+                last: page.last(),
+                pieces: batch::split(&page, max_bytes),
+            }))
         };
         let page = Arc::clone(slot.page.get_or_try_init(read).await?);
         Ok(SharedPage { _slot: slot, page })

@@ -23,12 +23,12 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDateTime;
 use tokio_util::sync::CancellationToken;
 
-use crate::batch::{self, Batch, Oversized, Piece};
+use crate::batch::{Batch, Oversized, Piece};
 use crate::config::Settings;
 use crate::db::{Clock, Database, DbError, DeliveryRecord, Progress, StoredSecrets, WatchedTable};
 use crate::delivery::{Failure, Sender};
 use crate::journal::Journal;
-use crate::pages::{Pages, SharedPage};
+use crate::pages::{Cut, Pages};
 use crate::signing::Signer;
 use crate::subscription::Subscription;
 use crate::window::{self, Cursor, Plan, Window};
@@ -256,12 +256,11 @@ async fn plan(
 
 impl Run<'_> {
     async fn deliver(&mut self) -> Result<Outcome, DbError> {
-        let batch_size = self.ctx.settings.batch_size;
+        let settings = &self.ctx.settings;
+        let size = (settings.batch_size, settings.max_request_bytes);
         let (db, pages) = (&self.ctx.db, &self.ctx.pages);
         let (table, window) = (self.table, self.window);
-        let mut page = pages
-            .fetch(db, table, window, self.after, batch_size)
-            .await?;
+        let mut page = pages.fetch(db, table, window, self.after, size).await?;
         loop {
             if self.ctx.shutdown.is_cancelled() {
                 return Ok(Outcome::Abandoned);
@@ -271,21 +270,21 @@ impl Run<'_> {
                     return Ok(outcome);
                 }
             }
-            let Some(last) = page.last() else { break };
-            let full = page.rows.len() >= batch_size as usize;
+            let Some(last) = page.last else { break };
+            let full = page.rows >= settings.batch_size as usize;
             // The next page's cursor is known already, so it is read while
             // this one is sent: the database and the receiver work at once
             // instead of in turn. A failed send discards it.
             let prefetch = async {
                 match full {
                     true => pages
-                        .fetch(db, table, window, Some(last), batch_size)
+                        .fetch(db, table, window, Some(last), size)
                         .await
                         .map(Some),
                     false => Ok(None),
                 }
             };
-            let (sent, next) = tokio::join!(self.send_page(page), prefetch);
+            let (sent, next) = tokio::join!(self.send_page(&page), prefetch);
             if let Err(outcome) = sent? {
                 return Ok(outcome);
             }
@@ -306,19 +305,18 @@ impl Run<'_> {
 
     /// Sends one page as one or more batches; `Ok(Err)` carries the outcome
     /// that ends the window.
-    async fn send_page(&mut self, page: SharedPage) -> Result<Result<(), Outcome>, DbError> {
-        for piece in batch::split(&page, self.ctx.settings.max_request_bytes) {
+    async fn send_page(&mut self, page: &Cut) -> Result<Result<(), Outcome>, DbError> {
+        for piece in &page.pieces {
             match piece {
                 Piece::Send(batch) => {
                     let signer = self.signer().await?;
-                    let sent = batch.keys.len();
                     if let Err(outcome) = self.send(batch, &signer).await {
                         return Ok(Err(outcome));
                     }
-                    self.rows += sent;
+                    self.rows += batch.keys.len();
                     self.batches += 1;
                 }
-                Piece::Skip(oversized) => self.skip(oversized),
+                Piece::Skip(oversized) => self.skip(*oversized),
             }
         }
         Ok(Ok(()))
@@ -336,7 +334,7 @@ impl Run<'_> {
 
     /// POSTs one page and logs the attempt; `Err` carries the outcome that
     /// ends the window.
-    async fn send(&self, batch: Batch, signer: &Signer) -> Result<(), Outcome> {
+    async fn send(&self, batch: &Batch, signer: &Signer) -> Result<(), Outcome> {
         let (subscription, table) = (self.subscription, self.table);
         let id = batch.id(subscription.id, &table.watch_name);
         let (rows, first_key, last_key) = (
@@ -344,7 +342,7 @@ impl Run<'_> {
             batch.first().map(|c| c.key),
             batch.last().map(|c| c.key),
         );
-        let body = batch.body;
+        let body = batch.body.clone();
         let started = Instant::now();
         let result = tokio::select! {
             result = self.ctx.sender.send(subscription, &table.watch_name, &id, signer, body) => result,
