@@ -46,17 +46,17 @@ pub async fn run(ctx: Context, once: bool) -> Summary {
     let tracker = TaskTracker::new();
     loop {
         let started = Instant::now();
-        if let Err(error) = scheduler.tick(&tracker).await {
-            tracing::error!(%error, "Cannot read apisubscription; retrying next tick.");
-        }
+        let phase = match scheduler.tick(&tracker).await {
+            Ok(phase) => Some(phase),
+            Err(error) => {
+                tracing::error!(%error, "Cannot read apisubscription; retrying next tick.");
+                None
+            }
+        };
         if once {
             break;
         }
-        let rest = scheduler
-            .ctx
-            .settings
-            .tick
-            .saturating_sub(started.elapsed());
+        let rest = until_next_tick(scheduler.ctx.settings.tick, started.elapsed(), phase);
         if scheduler
             .ctx
             .shutdown
@@ -74,6 +74,30 @@ pub async fn run(ctx: Context, once: bool) -> Summary {
     }
     scheduler.ctx.journal.flush().await;
     scheduler.summary()
+}
+
+/// How long after the server's second turns a tick starts: enough that a
+/// tick woken a little early or delayed on its way to the server still
+/// reads the new second.
+const TICK_OFFSET: Duration = Duration::from_millis(25);
+
+/// How long to wait before the next tick, `elapsed` after this one started,
+/// its snapshot having read the server's clock `phase` into a second.
+///
+/// A window ends at a whole second of the server's clock, so a row
+/// committed during second S can be sent from the first tick after S + 1 +
+/// the safety lag. Started at a random point in the second, a tick finds
+/// that moment on average half a second late; started just after the
+/// second turns, it finds it at once. Ticks of a whole number of seconds
+/// are therefore timed from the server's second; other ticks (and a tick
+/// whose snapshot failed) simply follow one another.
+fn until_next_tick(tick: Duration, elapsed: Duration, phase: Option<Duration>) -> Duration {
+    match phase {
+        Some(phase) if tick.subsec_nanos() == 0 && !tick.is_zero() => (tick + TICK_OFFSET)
+            .saturating_sub(phase)
+            .saturating_sub(elapsed),
+        _ => tick.saturating_sub(elapsed),
+    }
 }
 
 /// The server's clock at the tick, and the safe end of its windows.
@@ -132,7 +156,9 @@ impl Scheduler {
         }
     }
 
-    async fn tick(self: &Arc<Self>, tracker: &TaskTracker) -> Result<(), DbError> {
+    /// Starts the tick's work; returns how far into its second the
+    /// server's clock was when the tick read it.
+    async fn tick(self: &Arc<Self>, tracker: &TaskTracker) -> Result<Duration, DbError> {
         // Taken before the read: a window that ends while the snapshot is
         // being read may move its row after the snapshot saw it, and started
         // again from that stale row it would re-send the whole window. Such
@@ -154,7 +180,7 @@ impl Scheduler {
             }
         }
         if due.is_empty() {
-            return Ok(());
+            return Ok(snapshot.phase);
         }
         {
             let failed = lock(&self.failed_last);
@@ -174,7 +200,7 @@ impl Scheduler {
             let times = times.clone();
             tracker.spawn(async move { this.process(job, times).await });
         }
-        Ok(())
+        Ok(snapshot.phase)
     }
 
     /// Closes the due windows that are plainly empty (see [`crate::quiet`])
@@ -523,5 +549,37 @@ impl Scheduler {
         lock(&self.notices).retain(|id, _| present.contains(id));
         lock(&self.failed_last).retain(|id| present.contains(id));
         lock(&self.secured).retain(|id| present.contains(id));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn the_next_tick_starts_just_after_the_servers_second_turns() {
+        // Read 700 ms into a second, 40 ms of work: the next second turns
+        // 300 ms after the read, 260 ms from now; the tick starts 25 ms later.
+        assert_eq!(until_next_tick(SECOND, ms(40), Some(ms(700))), ms(285));
+        // Already aligned: a second apart.
+        assert_eq!(until_next_tick(SECOND, ms(10), Some(ms(25))), ms(990));
+        // Longer ticks keep the same offset into the second.
+        let five = Duration::from_secs(5);
+        assert_eq!(until_next_tick(five, ms(0), Some(ms(500))), ms(4525));
+    }
+
+    #[test]
+    fn a_late_tick_starts_the_next_at_once_and_other_ticks_just_follow() {
+        assert_eq!(until_next_tick(SECOND, ms(1500), Some(ms(100))), ms(0));
+        // Not whole seconds, or no reading of the clock: plain spacing.
+        assert_eq!(until_next_tick(ms(200), ms(50), Some(ms(700))), ms(150));
+        assert_eq!(until_next_tick(SECOND, ms(50), None), ms(950));
+        assert_eq!(until_next_tick(Duration::ZERO, ms(50), Some(ms(1))), ms(0));
     }
 }

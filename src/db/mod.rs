@@ -139,6 +139,9 @@ pub struct Progress {
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub clock: Clock,
+    /// How far into its second the server's clock was when this was read:
+    /// ticks are timed to start just after the server's second turns.
+    pub phase: Duration,
     pub subscriptions: Vec<SubscriptionRow>,
     pub progress: HashMap<SubscriptionId, Progress>,
     pub health: HashMap<SubscriptionId, Health>,

@@ -11,6 +11,7 @@
 //! depends on how the driver labels `tinyint(1)` or a zero date.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use serde_json::Value;
@@ -101,6 +102,7 @@ pub(super) async fn snapshot(pool: &MySqlPool, zone: &str) -> Result<Snapshot, D
     let rows = sqlx::query(
         "SELECT CAST(UTC_TIMESTAMP() AS CHAR), \
                 CAST(CONVERT_TZ(UTC_TIMESTAMP(), '+00:00', ?) AS CHAR), \
+                CAST(MICROSECOND(UTC_TIMESTAMP(6)) AS SIGNED), \
                 s.ApiSubscriptionNum, s.EndPointUrl, s.Workstation, \
                 s.CustomerKey, s.WatchTable, CAST(s.PollingSeconds AS SIGNED), s.UiEventType, \
                 CAST(s.DateTimeStart AS CHAR), CAST(s.DateTimeStop AS CHAR), \
@@ -125,10 +127,12 @@ pub(super) async fn snapshot(pool: &MySqlPool, zone: &str) -> Result<Snapshot, D
         instant: parse_server_time(&first.try_get::<String, _>(0)?)?,
         local: parse_server_time(&first.try_get::<Option<String>, _>(1)?.unwrap_or_default())?,
     };
+    let micros = first.try_get::<Option<i64>, _>(2)?.unwrap_or_default();
+    let phase = Duration::from_micros(micros.clamp(0, 999_999).unsigned_abs());
     let mut subscriptions = Vec::with_capacity(rows.len());
     let (mut progress, mut health) = (HashMap::new(), HashMap::new());
     for row in &rows {
-        let Some(num) = row.try_get::<Option<i64>, _>(2)? else {
+        let Some(num) = row.try_get::<Option<i64>, _>(3)? else {
             continue;
         };
         // Read as bytes: sqlx refuses `String` for a column with a binary
@@ -142,37 +146,38 @@ pub(super) async fn snapshot(pool: &MySqlPool, zone: &str) -> Result<Snapshot, D
         };
         subscriptions.push(SubscriptionRow {
             num,
-            endpoint_url: text(3)?,
-            workstation: text(4)?,
-            customer_key: text(5)?,
-            watch_table: text(6)?,
-            polling_seconds: row.try_get::<Option<i64>, _>(7)?.unwrap_or_default(),
-            ui_event_type: text(8)?,
-            date_time_start: text(9)?,
-            date_time_stop: text(10)?,
+            endpoint_url: text(4)?,
+            workstation: text(5)?,
+            customer_key: text(6)?,
+            watch_table: text(7)?,
+            polling_seconds: row.try_get::<Option<i64>, _>(8)?.unwrap_or_default(),
+            ui_event_type: text(9)?,
+            date_time_start: text(10)?,
+            date_time_stop: text(11)?,
         });
         let mine = progress_from(
-            row.try_get(11)?,
             row.try_get(12)?,
             row.try_get(13)?,
             row.try_get(14)?,
             row.try_get(15)?,
+            row.try_get(16)?,
         )?;
         if let Some(p) = mine {
             progress.insert(SubscriptionId(num), p);
         }
         let times = [
-            row.try_get(17)?,
             row.try_get(18)?,
             row.try_get(19)?,
             row.try_get(20)?,
+            row.try_get(21)?,
         ];
-        if let Some(h) = health_from(row.try_get(16)?, times, row.try_get(21)?)? {
+        if let Some(h) = health_from(row.try_get(17)?, times, row.try_get(22)?)? {
             health.insert(SubscriptionId(num), h);
         }
     }
     Ok(Snapshot {
         clock,
+        phase,
         subscriptions,
         progress,
         health,

@@ -6,6 +6,7 @@
 //! are plain text comparisons that sort like times.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use serde_json::Value;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
@@ -92,8 +93,14 @@ pub(super) async fn snapshot(pool: &SqlitePool) -> Result<Snapshot, DbError> {
             health.insert(SubscriptionId(num), h);
         }
     }
+    // SQLite's clock is this machine's.
+    let phase = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| Duration::from_nanos(u64::from(d.subsec_nanos())))
+        .unwrap_or_default();
     Ok(Snapshot {
         clock,
+        phase,
         subscriptions,
         progress,
         health,
