@@ -21,6 +21,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::batch::{Batch, Oversized, Piece};
@@ -28,7 +29,7 @@ use crate::config::Settings;
 use crate::db::{Clock, Database, DbError, DeliveryRecord, Progress, StoredSecrets, WatchedTable};
 use crate::delivery::{Failure, Sender};
 use crate::journal::Journal;
-use crate::pages::{Cut, Pages};
+use crate::pages::{Cut, Pages, SharedPage};
 use crate::signing::Signer;
 use crate::subscription::Subscription;
 use crate::window::{self, Cursor, Plan, Window};
@@ -254,14 +255,61 @@ async fn plan(
     Ok(Some(window))
 }
 
+/// Pages read ahead of the window's sends, in order; a read error ends them.
+type PageFeed = mpsc::Receiver<Result<SharedPage, DbError>>;
+
+/// Reads a window's pages one after another, each from the previous one's
+/// last row, while the window sends: the database works on the next page
+/// during the POST, the delivery log and the progress record. The channel
+/// holds one page, so at most two are read ahead; reading stops after the
+/// last page, on an error, or when the window stops listening.
+async fn read_ahead(
+    ctx: &Context,
+    table: &WatchedTable,
+    window: Window,
+    mut after: Option<Cursor>,
+    feed: mpsc::Sender<Result<SharedPage, DbError>>,
+) {
+    let settings = &ctx.settings;
+    let size = (settings.batch_size, settings.max_request_bytes);
+    loop {
+        let page = ctx.pages.fetch(&ctx.db, table, window, after, size).await;
+        let next = match &page {
+            Ok(page) if page.rows >= settings.batch_size as usize => page.last,
+            _ => None,
+        };
+        if feed.send(page).await.is_err() {
+            return;
+        }
+        match next {
+            Some(last) => after = Some(last),
+            None => return,
+        }
+    }
+}
+
 impl Run<'_> {
     async fn deliver(&mut self) -> Result<Outcome, DbError> {
-        let settings = &self.ctx.settings;
-        let size = (settings.batch_size, settings.max_request_bytes);
-        let (db, pages) = (&self.ctx.db, &self.ctx.pages);
-        let (table, window) = (self.table, self.window);
-        let mut page = pages.fetch(db, table, window, self.after, size).await?;
-        loop {
+        let (ctx, table, window, after) = (self.ctx, self.table, self.window, self.after);
+        let (feed, mut pages) = mpsc::channel(1);
+        let reader = read_ahead(ctx, table, window, after, feed);
+        let sender = async move {
+            let outcome = self.send_pages(&mut pages).await;
+            // Closed here, not when `deliver` returns, so that a reader
+            // waiting to hand over a page stops and the join below ends.
+            drop(pages);
+            outcome
+        };
+        let ((), outcome) = tokio::join!(reader, sender);
+        outcome
+    }
+
+    /// Sends the window's pages in order, recording each acknowledged
+    /// page, then advances the watermark.
+    async fn send_pages(&mut self, pages: &mut PageFeed) -> Result<Outcome, DbError> {
+        let batch_size = self.ctx.settings.batch_size as usize;
+        while let Some(page) = pages.recv().await {
+            let page = page?;
             if self.ctx.shutdown.is_cancelled() {
                 return Ok(Outcome::Abandoned);
             }
@@ -271,34 +319,14 @@ impl Run<'_> {
                 }
             }
             let Some(last) = page.last else { break };
-            let full = page.rows >= settings.batch_size as usize;
-            // The next page's cursor is known already, so it is read while
-            // this one is sent: the database and the receiver work at once
-            // instead of in turn. A failed send discards it.
-            let prefetch = async {
-                match full {
-                    true => pages
-                        .fetch(db, table, window, Some(last), size)
-                        .await
-                        .map(Some),
-                    false => Ok(None),
-                }
-            };
-            let (sent, next) = tokio::join!(self.send_page(&page), prefetch);
-            if let Err(outcome) = sent? {
+            if let Err(outcome) = self.send_page(&page).await? {
                 return Ok(outcome);
             }
             self.after = Some(last);
-            if !full {
+            if page.rows < batch_size {
                 break;
             }
-            // Recorded before the prefetch's own result is looked at, so a
-            // database error now does not re-send the page just delivered.
             self.remember(Some((self.window.stop, last))).await?;
-            match next? {
-                Some(next) => page = next,
-                None => break,
-            }
         }
         self.advance().await
     }
