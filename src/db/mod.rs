@@ -154,6 +154,10 @@ pub struct Column {
     pub kind: ColumnKind,
     /// A MySQL `TIMESTAMP`: read in UTC, rendered in the local zone.
     pub zoned: bool,
+    /// MySQL sends the value in the shape it is decoded from (an integer
+    /// other than `BIT`, or a character string), so it is selected as it
+    /// is rather than through a cast the server would spend time on.
+    pub plain: bool,
 }
 
 /// A [`WatchTarget`] checked against the schema: the table exists, and its

@@ -263,6 +263,7 @@ pub(super) async fn resolve(
         let column = Column {
             kind: encode::kind_of(&data_type, column_type.contains("unsigned")),
             zoned: data_type.eq_ignore_ascii_case("timestamp"),
+            plain: PLAIN_TYPES.contains(&data_type.to_ascii_lowercase().as_str()),
             name,
         };
         if row.try_get::<String, _>(3)? == "PRI" {
@@ -318,10 +319,30 @@ async fn is_indexed(pool: &MySqlPool, table: &str, column: &str) -> Result<bool,
     Ok(count > 0)
 }
 
-/// The select expression for a column: a cast to one of the wire shapes
-/// [`decode`] expects. `TIMESTAMP`s are shown in Open Dental's zone.
+/// Column types whose values arrive as [`decode`] reads them: integers as
+/// integers, character strings as text.
+const PLAIN_TYPES: [&str; 11] = [
+    "tinyint",
+    "smallint",
+    "mediumint",
+    "int",
+    "bigint",
+    "char",
+    "varchar",
+    "tinytext",
+    "text",
+    "mediumtext",
+    "longtext",
+];
+
+/// The select expression for a column: as it is when its type already
+/// arrives in a shape [`decode`] expects, else a cast to one. `TIMESTAMP`s
+/// are shown in Open Dental's zone.
 fn select_expr(column: &Column, zone: &str) -> String {
     let q = quote(&column.name, '`');
+    if column.plain {
+        return q;
+    }
     match column.kind {
         ColumnKind::Int => format!("CAST({q} AS SIGNED)"),
         ColumnKind::UInt => format!("CAST({q} AS UNSIGNED)"),

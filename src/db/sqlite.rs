@@ -148,6 +148,9 @@ pub(super) async fn resolve(
             name: row.try_get(0)?,
             kind: encode::kind_of(&declared, false),
             zoned: false,
+            // SQLite's values carry their own types; its select list does
+            // not cast.
+            plain: true,
         };
         if row.try_get::<i64, _>(2)? > 0 {
             primary.push(column.clone());
