@@ -308,6 +308,10 @@ impl Run<'_> {
     /// page, then advances the watermark.
     async fn send_pages(&mut self, pages: &mut PageFeed) -> Result<Outcome, DbError> {
         let batch_size = self.ctx.settings.batch_size as usize;
+        // The page that ends the window is kept until the watermark has
+        // moved: a subscription on the same table starting meanwhile (when
+        // this one's turn ends) shares it instead of reading it again.
+        let mut held = None;
         while let Some(page) = pages.recv().await {
             let page = page?;
             if self.ctx.shutdown.is_cancelled() {
@@ -318,17 +322,23 @@ impl Run<'_> {
                     return Ok(outcome);
                 }
             }
-            let Some(last) = page.last else { break };
+            let Some(last) = page.last else {
+                held = Some(page);
+                break;
+            };
             if let Err(outcome) = self.send_page(&page).await? {
                 return Ok(outcome);
             }
             self.after = Some(last);
             if page.rows < batch_size {
+                held = Some(page);
                 break;
             }
             self.remember(Some((self.window.stop, last))).await?;
         }
-        self.advance().await
+        let outcome = self.advance().await;
+        drop(held);
+        outcome
     }
 
     /// Sends one page as one or more batches; `Ok(Err)` carries the outcome

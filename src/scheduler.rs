@@ -183,8 +183,16 @@ impl Scheduler {
             return Ok(snapshot.phase);
         }
         {
+            // Subscriptions of one table go one after another, so that those
+            // waiting for a turn start while others still hold the page they
+            // will share (see `crate::pages`).
             let failed = lock(&self.failed_last);
-            due.sort_by_key(|job| failed.contains(&job.subscription.id));
+            due.sort_by(|a, b| {
+                let key = |job: &Job| failed.contains(&job.subscription.id);
+                key(a)
+                    .cmp(&key(b))
+                    .then_with(|| a.subscription.target.name.cmp(&b.subscription.target.name))
+            });
         }
         let instant = self.safe_stop(snapshot.clock.instant).await?;
         // Converted once here rather than once per subscription.
