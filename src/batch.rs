@@ -8,8 +8,13 @@
 //! key, and the rest of the window goes on (raise the limit and `replay` to
 //! send it).
 
+use std::fmt::Write;
+
 use bytes::Bytes;
+use chrono::Timelike;
 use sha2::{Digest, Sha256};
+
+use crate::datetime;
 
 use crate::db::Page;
 use crate::subscription::SubscriptionId;
@@ -52,8 +57,20 @@ impl Batch {
     pub fn id(&self, subscription: SubscriptionId, table: &str) -> String {
         let mut hash = Sha256::new();
         hash.update(format!("{subscription}|{table}"));
+        let mut entry = String::with_capacity(48);
         for at in &self.keys {
-            hash.update(format!("|{}#{}", at.stamp, at.key));
+            // `|<stamp>#<key>`, the stamp as chrono displays it; whole
+            // seconds (every stamp MySQL has) take the fast formatter.
+            entry.clear();
+            entry.push('|');
+            match at.stamp.nanosecond() {
+                0 => entry.push_str(&datetime::format(at.stamp)),
+                _ => {
+                    let _ = write!(entry, "{}", at.stamp);
+                }
+            }
+            let _ = write!(entry, "#{}", at.key);
+            hash.update(entry.as_bytes());
         }
         hash.finalize()
             .iter()
@@ -215,6 +232,38 @@ mod tests {
             unreachable!()
         };
         assert_eq!(skipped.bytes, 500 + 8 + 2);
+    }
+
+    #[test]
+    fn ids_are_the_hash_of_each_rows_displayed_stamp_and_key() {
+        let stamps = [
+            "2024-01-01 00:00:00",
+            "0001-01-01 00:00:00",
+            "0999-12-31 23:59:59",
+            "2024-02-29 13:05:09.250",
+        ];
+        let keys: Vec<Cursor> = stamps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Cursor {
+                stamp: NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").unwrap(),
+                key: i as i64 * 1_000_003 - 7,
+            })
+            .collect();
+        let mut hash = Sha256::new();
+        hash.update("7|Patient");
+        for at in &keys {
+            hash.update(format!("|{}#{}", at.stamp, at.key));
+        }
+        let want: String = hash.finalize()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let batch = Batch {
+            keys,
+            body: Bytes::new(),
+        };
+        assert_eq!(batch.id(SubscriptionId(7), "Patient"), want);
     }
 
     #[test]
