@@ -77,9 +77,17 @@ const ACCESS_DENIED: [&str; 3] = ["1227", "1044", "42000"];
 pub(super) async fn open_writes(pool: &MySqlPool) -> Result<OpenWrites, DbError> {
     // Read-only autocommit SELECTs (rowhook's own included) cannot commit
     // rows; anything that has modified rows or is running a write can.
+    // Transactions of connections using another database are not waited
+    // for: on a server shared with other applications (or other practices)
+    // their long transactions would hold every window back, and writing
+    // Open Dental's tables from another database means naming them across
+    // databases, which its clients do not do. A connection without a
+    // database, or a server-internal transaction, still counts.
     let oldest = sqlx::query_scalar::<_, Option<String>>(
-        "SELECT CAST(MIN(trx_started) AS CHAR) FROM information_schema.INNODB_TRX \
-         WHERE trx_rows_modified > 0 OR (trx_query IS NOT NULL AND trx_is_read_only = 0)",
+        "SELECT CAST(MIN(t.trx_started) AS CHAR) FROM information_schema.INNODB_TRX t \
+         LEFT JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id \
+         WHERE (t.trx_rows_modified > 0 OR (t.trx_query IS NOT NULL AND t.trx_is_read_only = 0)) \
+           AND (p.DB IS NULL OR p.DB = DATABASE())",
     )
     .fetch_one(pool)
     .await;

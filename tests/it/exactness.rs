@@ -8,7 +8,82 @@ use rowhook::receiver::Receiver;
 use rowhook::subscription::Parsed;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{context, keys, settings, Daemon, Sub, TestDb, PATIENCE};
+use crate::helpers::{
+    context, eventually, keys, run_once, settings, Daemon, Sub, TestDb, PATIENCE,
+};
+
+/// The server's clock is at least `t` (waits, up to [`PATIENCE`]).
+async fn clock_passes(db: &TestDb, t: chrono::NaiveDateTime) {
+    assert!(
+        eventually(|| async { db.now().await >= t }).await,
+        "the server's clock reached {t}"
+    );
+}
+
+/// Windows wait for open transactions of rowhook's own database only: a
+/// long transaction of another database on the same server (another
+/// application, another practice) holds nothing back, while one in the
+/// watched database still does.
+#[tokio::test]
+async fn only_transactions_in_the_watched_database_hold_windows_back() {
+    let db = TestDb::mysql().await;
+    let elsewhere = TestDb::mysql().await;
+    for d in [&db, &elsewhere] {
+        d.exec("ALTER TABLE appointment ENGINE=InnoDB", &[]).await;
+    }
+    let rx = Receiver::start().await.unwrap();
+    db.subscribe(Sub {
+        polling: 0,
+        ..Sub::new(&rx.url("/"))
+    })
+    .await;
+    let second = chrono::Duration::seconds(1);
+    let text = |t: chrono::NaiveDateTime| t.format(rowhook::DATETIME_FORMAT).to_string();
+
+    // Each round: a transaction that has written, open since `t0`; a row
+    // stamped a second later, committed; the clock past the safety lag.
+    // Waiting for the transaction would end the window at `t0 - 1 s`,
+    // before the row.
+    for (round, (holder, apt)) in [(&elsewhere, 1), (&db, 2)].into_iter().enumerate() {
+        let t0 = db.now().await;
+        let Database::MySql { pool, .. } = &holder.db else {
+            unreachable!()
+        };
+        let mut open = pool.begin().await.unwrap();
+        sqlx::query("INSERT INTO appointment (AptNum, PatNum, Note) VALUES (100, 1, 'open')")
+            .execute(&mut *open)
+            .await
+            .unwrap();
+        let stamp = text(t0 + second);
+        db.exec(
+            "INSERT INTO appointment (AptNum, PatNum, Note, DateTStamp) VALUES (?, 1, 'row', ?)",
+            &[&apt.to_string(), &stamp],
+        )
+        .await;
+        clock_passes(&db, t0 + second * 3).await;
+        run_once(&db, settings()).await;
+        let sent = keys(&rx.accepted(), "AptNum");
+        match round {
+            0 => assert_eq!(sent, [1], "another database's transaction holds nothing"),
+            _ => assert_eq!(sent, [1], "our own database's open transaction holds row 2"),
+        }
+        open.rollback().await.unwrap();
+    }
+    // The server may show the ended transaction for a moment longer (see
+    // `run_once`), so the row is awaited rather than expected at once.
+    let arrived = eventually(|| async {
+        run_once(&db, settings()).await;
+        keys(&rx.accepted(), "AptNum") == [1, 2]
+    })
+    .await;
+    assert!(
+        arrived,
+        "row 2 once the transaction ended: {:?}",
+        keys(&rx.accepted(), "AptNum")
+    );
+    elsewhere.drop().await;
+    db.drop().await;
+}
 
 /// A row written by a transaction that commits after a poll carries a stamp
 /// older than the poll. Open Dental (and a naive `stop = NOW()`) would move

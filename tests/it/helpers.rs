@@ -323,8 +323,27 @@ pub fn context(db: &TestDb, settings: Settings, shutdown: CancellationToken) -> 
     }
 }
 
+/// How far apart passes of [`run_once`] start, across all tests.
+///
+/// Each pass reads `information_schema.INNODB_TRX`, and MariaDB serves that
+/// table from a cache it refreshes only when nobody has read it for 100 ms.
+/// Passes run back to back (a retry loop, fifty failures in a row) would
+/// keep the cache from ever refreshing: every rowhook on the server,
+/// other tests' included, would then go on seeing the transactions of the
+/// moment the loop began — waiting for ones long finished, blind to new
+/// ones. A daemon reads it once a second, as rowhook does in production.
+const PASS_SPACING: Duration = Duration::from_millis(120);
+
 /// One pass over every due subscription, as `rowhook run --once`.
 pub async fn run_once(db: &TestDb, settings: Settings) -> Summary {
+    static LAST: tokio::sync::Mutex<Option<tokio::time::Instant>> =
+        tokio::sync::Mutex::const_new(None);
+    let mut last = LAST.lock().await;
+    if let Some(at) = *last {
+        tokio::time::sleep_until(at + PASS_SPACING).await;
+    }
+    *last = Some(tokio::time::Instant::now());
+    drop(last);
     scheduler::run(context(db, settings, CancellationToken::new()), true).await
 }
 
