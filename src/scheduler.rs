@@ -100,6 +100,16 @@ fn until_next_tick(tick: Duration, elapsed: Duration, phase: Option<Duration>) -
     }
 }
 
+/// How long an open transaction may hold windows back before an operator
+/// is told (once per transaction).
+const HOLD_NOTICE: chrono::Duration = chrono::Duration::seconds(60);
+
+/// Whether the transaction open since `started` has now held windows back
+/// long enough to say so, and has not been named yet.
+fn long_hold(now: NaiveDateTime, started: NaiveDateTime, named: Option<NaiveDateTime>) -> bool {
+    now - started >= HOLD_NOTICE && named != Some(started)
+}
+
 /// The server's clock at the tick, and the safe end of its windows.
 #[derive(Debug, Clone)]
 struct Times {
@@ -125,6 +135,8 @@ struct Scheduler {
     processed: AtomicUsize,
     failed: AtomicUsize,
     trx_warned: AtomicBool,
+    /// The start of the last transaction named for holding windows back.
+    hold_named: Mutex<Option<NaiveDateTime>>,
 }
 
 /// Locks a mutex, recovering the data if a panicking task poisoned it (the
@@ -146,6 +158,7 @@ impl Scheduler {
             processed: AtomicUsize::new(0),
             failed: AtomicUsize::new(0),
             trx_warned: AtomicBool::new(false),
+            hold_named: Mutex::default(),
         }
     }
 
@@ -348,7 +361,10 @@ impl Scheduler {
             OpenWrites::None => stop,
             // The transaction's first statement may have read the clock up to
             // a second before the transaction was registered.
-            OpenWrites::Since(started) => stop.min(started - chrono::Duration::seconds(1)),
+            OpenWrites::Since(started) => {
+                self.notice_hold(now, started);
+                stop.min(started - chrono::Duration::seconds(1))
+            }
             OpenWrites::Unknown => {
                 if !self.trx_warned.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
@@ -360,6 +376,22 @@ impl Scheduler {
                 stop.min(lag(settings.fallback_lag))
             }
         })
+    }
+
+    /// Says once when one transaction has held every window back for long:
+    /// nothing is lost, but deliveries wait for it to end.
+    fn notice_hold(&self, now: NaiveDateTime, started: NaiveDateTime) {
+        let mut named = lock(&self.hold_named);
+        if long_hold(now, started, *named) {
+            *named = Some(started);
+            let held = (now - started).to_std().unwrap_or_default();
+            tracing::warn!(
+                since = %started, held = %humantime::format_duration(held),
+                "An open transaction in the database has held deliveries back since this time \
+                 (UTC); changes after it are sent once it ends. Find it in \
+                 information_schema.INNODB_TRX."
+            );
+        }
     }
 
     /// Parses a row and decides whether it runs now. Says once why not,
@@ -580,6 +612,22 @@ mod tests {
         // Longer ticks keep the same offset into the second.
         let five = Duration::from_secs(5);
         assert_eq!(until_next_tick(five, ms(0), Some(ms(500))), ms(4525));
+    }
+
+    #[test]
+    fn a_transaction_holding_windows_back_for_a_minute_is_named_once() {
+        let at = |s: &str| NaiveDateTime::parse_from_str(s, crate::DATETIME_FORMAT).unwrap();
+        let started = at("2026-01-05 09:00:00");
+        assert!(!long_hold(at("2026-01-05 09:00:59"), started, None));
+        assert!(long_hold(at("2026-01-05 09:01:00"), started, None));
+        assert!(!long_hold(
+            at("2026-01-05 09:05:00"),
+            started,
+            Some(started)
+        ));
+        // Another transaction, held as long, is named too.
+        let next = at("2026-01-05 09:02:00");
+        assert!(long_hold(at("2026-01-05 09:03:30"), next, Some(started)));
     }
 
     #[test]
