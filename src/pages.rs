@@ -42,8 +42,9 @@ struct Key {
 /// A page as it is sent: its batches (and rows set aside), in row order.
 #[derive(Debug)]
 pub struct Cut {
-    /// How many rows the page held (a full page means there may be more).
-    pub rows: usize,
+    /// Whether the page held as many rows as were asked for: then there may
+    /// be more after it; otherwise it ends the window.
+    pub full: bool,
     /// The position of its last row, where the next page starts.
     pub last: Option<Cursor>,
     pub pieces: Vec<Piece>,
@@ -104,7 +105,7 @@ impl Pages {
         let read = || async {
             let page = db.fetch_page(table, window, after, limit).await?;
             Ok::<_, DbError>(Arc::new(Cut {
-                rows: page.rows.len(),
+                full: page.rows.len() >= limit as usize,
                 last: page.last(),
                 pieces: batch::split(&page, max_bytes),
             }))

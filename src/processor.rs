@@ -275,7 +275,7 @@ async fn read_ahead(
     loop {
         let page = ctx.pages.fetch(&ctx.db, table, window, after, size).await;
         let next = match &page {
-            Ok(page) if page.rows >= settings.batch_size as usize => page.last,
+            Ok(page) if page.full => page.last,
             _ => None,
         };
         if feed.send(page).await.is_err() {
@@ -307,7 +307,6 @@ impl Run<'_> {
     /// Sends the window's pages in order, recording each acknowledged
     /// page, then advances the watermark.
     async fn send_pages(&mut self, pages: &mut PageFeed) -> Result<Outcome, DbError> {
-        let batch_size = self.ctx.settings.batch_size as usize;
         // The page that ends the window is kept until the watermark has
         // moved: a subscription on the same table starting meanwhile (when
         // this one's turn ends) shares it instead of reading it again.
@@ -330,7 +329,7 @@ impl Run<'_> {
                 return Ok(outcome);
             }
             self.after = Some(last);
-            if page.rows < batch_size {
+            if !page.full {
                 held = Some(page);
                 break;
             }

@@ -194,10 +194,6 @@ impl Page {
         self.rows.push(row);
     }
 
-    pub fn first(&self) -> Option<Cursor> {
-        self.keys.first().copied()
-    }
-
     pub fn last(&self) -> Option<Cursor> {
         self.keys.last().copied()
     }
