@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use chrono::NaiveDateTime;
+use chrono::{NaiveDateTime, Timelike};
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
@@ -56,7 +56,8 @@ pub async fn run(ctx: Context, once: bool) -> Summary {
         if once {
             break;
         }
-        let rest = until_next_tick(scheduler.ctx.settings.tick, started.elapsed(), phase);
+        let settings = &scheduler.ctx.settings;
+        let rest = until_next_tick(settings.tick, settings.safety_lag, started.elapsed(), phase);
         if scheduler
             .ctx
             .shutdown
@@ -76,24 +77,33 @@ pub async fn run(ctx: Context, once: bool) -> Summary {
     scheduler.summary()
 }
 
-/// How long after the server's second turns a tick starts: enough that a
-/// tick woken a little early or delayed on its way to the server still
-/// reads the new second.
+/// How long after a tick's windows may end at a new second the tick
+/// starts: enough that a tick woken a little early or delayed on its way to
+/// the server still reads the new second.
 const TICK_OFFSET: Duration = Duration::from_millis(25);
 
 /// How long to wait before the next tick, `elapsed` after this one started,
 /// its snapshot having read the server's clock `phase` into a second.
 ///
-/// A window ends at a whole second of the server's clock, so a row
-/// committed during second S can be sent from the first tick after S + 1 +
-/// the safety lag. Started at a random point in the second, a tick finds
-/// that moment on average half a second late; started just after the
-/// second turns, it finds it at once. Ticks of a whole number of seconds
-/// are therefore timed from the server's second; other ticks (and a tick
-/// whose snapshot failed) simply follow one another.
-fn until_next_tick(tick: Duration, elapsed: Duration, phase: Option<Duration>) -> Duration {
+/// A window ends at a whole second of the server's clock, at least the
+/// safety lag behind it, so a row committed during second S can be sent
+/// from the first tick after S + 1 + the safety lag. Started at a random
+/// point in the second, a tick finds that moment on average half a second
+/// late; started just after it, at once. Ticks of a whole number of seconds
+/// are therefore timed from the server's second, starting the safety lag's
+/// fraction of a second (plus [`TICK_OFFSET`]) after it turns; other ticks
+/// (and a tick whose snapshot failed) simply follow one another.
+fn until_next_tick(
+    tick: Duration,
+    safety_lag: Duration,
+    elapsed: Duration,
+    phase: Option<Duration>,
+) -> Duration {
+    let second = Duration::from_secs(1).as_nanos();
+    let into_second = (u128::from(safety_lag.subsec_nanos()) + TICK_OFFSET.as_nanos()) % second;
+    let into_second = Duration::from_nanos(u64::try_from(into_second).unwrap_or_default());
     match phase {
-        Some(phase) if tick.subsec_nanos() == 0 && !tick.is_zero() => (tick + TICK_OFFSET)
+        Some(phase) if tick.subsec_nanos() == 0 && !tick.is_zero() => (tick + into_second)
             .saturating_sub(phase)
             .saturating_sub(elapsed),
         _ => tick.saturating_sub(elapsed),
@@ -135,6 +145,10 @@ struct Scheduler {
     processed: AtomicUsize,
     failed: AtomicUsize,
     trx_warned: AtomicBool,
+    stale_warned: AtomicBool,
+    /// The last stop known safe, for a tick that cannot tell (see
+    /// [`OpenWrites::Stale`]).
+    last_safe_stop: Mutex<Option<NaiveDateTime>>,
     /// The start of the last transaction named for holding windows back.
     hold_named: Mutex<Option<NaiveDateTime>>,
 }
@@ -158,6 +172,8 @@ impl Scheduler {
             processed: AtomicUsize::new(0),
             failed: AtomicUsize::new(0),
             trx_warned: AtomicBool::new(false),
+            stale_warned: AtomicBool::new(false),
+            last_safe_stop: Mutex::new(None),
             hold_named: Mutex::default(),
         }
     }
@@ -207,7 +223,7 @@ impl Scheduler {
                     .then_with(|| a.subscription.target.name.cmp(&b.subscription.target.name))
             });
         }
-        let instant = self.safe_stop(snapshot.clock.instant).await?;
+        let instant = self.safe_stop(snapshot.now_exact).await?;
         // Converted once here rather than once per subscription.
         let local = Some(self.ctx.db.instant_to_local(instant).await?);
         let stop = Arc::new(Stop { instant, local });
@@ -349,21 +365,38 @@ impl Scheduler {
         })
     }
 
-    /// The end of this tick's windows, as an instant: `now` less the safety
-    /// lag, and before the oldest transaction that has written rows it has
-    /// not committed (their stamps are older than their commit). When the
-    /// server will not show its transactions, a longer lag stands in.
+    /// The end of this tick's windows, as an instant: the whole second at or
+    /// before `now` less the safety lag, and no later than the earliest
+    /// stamp a write still open may make visible (an open transaction's
+    /// rows carry stamps older than its commit; a statement waiting for a
+    /// lock has read the clock already). When the server will not show
+    /// them, a longer lag stands in.
     async fn safe_stop(&self, now: NaiveDateTime) -> Result<NaiveDateTime, DbError> {
-        let lag = |d: Duration| now - chrono::Duration::from_std(d).unwrap_or_default();
+        let lag = |d: Duration| {
+            let t = now - chrono::Duration::from_std(d).unwrap_or_default();
+            t.with_nanosecond(0).unwrap_or(t)
+        };
         let settings = &self.ctx.settings;
         let stop = lag(settings.safety_lag);
-        Ok(match self.ctx.db.open_writes().await? {
+        let safe = match self.ctx.db.open_writes().await? {
             OpenWrites::None => stop,
-            // The transaction's first statement may have read the clock up to
-            // a second before the transaction was registered.
-            OpenWrites::Since(started) => {
-                self.notice_hold(now, started);
-                stop.min(started - chrono::Duration::seconds(1))
+            OpenWrites::Since(earliest) => {
+                self.notice_hold(now, earliest);
+                stop.min(earliest)
+            }
+            // Nothing is known about transactions begun since the list was
+            // made; an earlier tick's stop is still safe, as nothing it
+            // waited for can have moved before it.
+            OpenWrites::Stale => {
+                if !self.stale_warned.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "MariaDB did not refresh information_schema.INNODB_TRX for this tick \
+                         (another client reads it more often than every 100 ms); windows wait \
+                         where they last were safe until it does."
+                    );
+                }
+                let last = *lock(&self.last_safe_stop);
+                return Ok(last.unwrap_or_else(|| lag(settings.fallback_lag)).min(stop));
             }
             OpenWrites::Unknown => {
                 if !self.trx_warned.swap(true, Ordering::Relaxed) {
@@ -375,21 +408,23 @@ impl Scheduler {
                 }
                 stop.min(lag(settings.fallback_lag))
             }
-        })
+        };
+        *lock(&self.last_safe_stop) = Some(safe);
+        Ok(safe)
     }
 
-    /// Says once when one transaction has held every window back for long:
-    /// nothing is lost, but deliveries wait for it to end.
+    /// Says once when one transaction or statement has held every window
+    /// back for long: nothing is lost, but deliveries wait for it to end.
     fn notice_hold(&self, now: NaiveDateTime, started: NaiveDateTime) {
         let mut named = lock(&self.hold_named);
         if long_hold(now, started, *named) {
             *named = Some(started);
-            let held = (now - started).to_std().unwrap_or_default();
+            let held = Duration::from_secs((now - started).num_seconds().unsigned_abs());
             tracing::warn!(
                 since = %started, held = %humantime::format_duration(held),
-                "An open transaction in the database has held deliveries back since this time \
-                 (UTC); changes after it are sent once it ends. Find it in \
-                 information_schema.INNODB_TRX."
+                "An open transaction or a write statement still running has held deliveries \
+                 back since this time (UTC); changes after it are sent once it ends. Find it in \
+                 information_schema.INNODB_TRX or PROCESSLIST."
             );
         }
     }
@@ -606,12 +641,31 @@ mod tests {
     fn the_next_tick_starts_just_after_the_servers_second_turns() {
         // Read 700 ms into a second, 40 ms of work: the next second turns
         // 300 ms after the read, 260 ms from now; the tick starts 25 ms later.
-        assert_eq!(until_next_tick(SECOND, ms(40), Some(ms(700))), ms(285));
+        assert_eq!(
+            until_next_tick(SECOND, SECOND, ms(40), Some(ms(700))),
+            ms(285)
+        );
         // Already aligned: a second apart.
-        assert_eq!(until_next_tick(SECOND, ms(10), Some(ms(25))), ms(990));
+        assert_eq!(
+            until_next_tick(SECOND, SECOND, ms(10), Some(ms(25))),
+            ms(990)
+        );
         // Longer ticks keep the same offset into the second.
         let five = Duration::from_secs(5);
-        assert_eq!(until_next_tick(five, ms(0), Some(ms(500))), ms(4525));
+        assert_eq!(
+            until_next_tick(five, SECOND, ms(0), Some(ms(500))),
+            ms(4525)
+        );
+        // A safety lag of 150 ms: windows may end at a new second from 150
+        // ms after it turns, so ticks start at 175 ms.
+        assert_eq!(
+            until_next_tick(SECOND, ms(150), ms(40), Some(ms(700))),
+            ms(435)
+        );
+        assert_eq!(
+            until_next_tick(SECOND, ms(150), ms(10), Some(ms(175))),
+            ms(990)
+        );
     }
 
     #[test]
@@ -632,10 +686,19 @@ mod tests {
 
     #[test]
     fn a_late_tick_starts_the_next_at_once_and_other_ticks_just_follow() {
-        assert_eq!(until_next_tick(SECOND, ms(1500), Some(ms(100))), ms(0));
+        assert_eq!(
+            until_next_tick(SECOND, SECOND, ms(1500), Some(ms(100))),
+            ms(0)
+        );
         // Not whole seconds, or no reading of the clock: plain spacing.
-        assert_eq!(until_next_tick(ms(200), ms(50), Some(ms(700))), ms(150));
-        assert_eq!(until_next_tick(SECOND, ms(50), None), ms(950));
-        assert_eq!(until_next_tick(Duration::ZERO, ms(50), Some(ms(1))), ms(0));
+        assert_eq!(
+            until_next_tick(ms(200), ms(150), ms(50), Some(ms(700))),
+            ms(150)
+        );
+        assert_eq!(until_next_tick(SECOND, SECOND, ms(50), None), ms(950));
+        assert_eq!(
+            until_next_tick(Duration::ZERO, SECOND, ms(50), Some(ms(1))),
+            ms(0)
+        );
     }
 }

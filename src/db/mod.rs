@@ -87,14 +87,20 @@ impl DbError {
     }
 }
 
-/// What the server says about transactions that may still commit rows with
-/// an earlier change stamp.
+/// What the server says about writes (open transactions, running
+/// statements) that may still make rows visible with an earlier change
+/// stamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenWrites {
-    /// No transaction that has written, or is writing, is open.
+    /// No transaction that has written, and no write statement, is open.
     None,
-    /// The oldest such transaction started at this server time.
+    /// Rows stamped at or after this server time (whole seconds, UTC) may
+    /// still appear; earlier ones cannot.
     Since(NaiveDateTime),
+    /// The server's list of transactions was not refreshed for this probe
+    /// (MariaDB caches `INNODB_TRX`, and another client kept reading it):
+    /// transactions begun since it was made are missing from it.
+    Stale,
     /// The server will not say (no `PROCESS` privilege), or the backend
     /// cannot (SQLite connections of other processes).
     Unknown,
@@ -142,6 +148,10 @@ pub struct Snapshot {
     /// How far into its second the server's clock was when this was read:
     /// ticks are timed to start just after the server's second turns.
     pub phase: Duration,
+    /// The server's UTC clock as precisely as it can be read: to the
+    /// microsecond on MariaDB; on SQLite, whose clock the snapshot reads
+    /// to the second, `clock.instant` (so windows end a second earlier).
+    pub now_exact: NaiveDateTime,
     pub subscriptions: Vec<SubscriptionRow>,
     pub progress: HashMap<SubscriptionId, Progress>,
     pub health: HashMap<SubscriptionId, Health>,
@@ -286,9 +296,9 @@ impl Database {
         Ok(self.clock().await?.local)
     }
 
-    /// The oldest open transaction that has written (or is running a
-    /// statement), so a window's `stop` can stay before anything it may
-    /// still commit. See [`OpenWrites`].
+    /// The earliest stamp an open transaction or a running write statement
+    /// may still make visible, so a window's `stop` can stay before it. See
+    /// [`OpenWrites`].
     pub async fn open_writes(&self) -> Result<OpenWrites, DbError> {
         match self {
             Self::MySql { pool, .. } => mysql::open_writes(pool).await,

@@ -74,26 +74,91 @@ pub(super) async fn clock(pool: &MySqlPool, zone: &str) -> Result<Clock, DbError
 /// ER_SPECIFIC_ACCESS_DENIED_ERROR (1227), ER_DBACCESS_DENIED_ERROR (1044).
 const ACCESS_DENIED: [&str; 3] = ["1227", "1044", "42000"];
 
+/// How much earlier than the server reports a running statement may have
+/// read the clock. The server notes both when the statement starts; this
+/// covers rounding and the two timers it uses, with room to spare.
+const STATEMENT_CLOCK_MARGIN_US: i64 = 50_000;
+
+/// MariaDB serves `INNODB_TRX` from a cache it refreshes only when nobody
+/// has read it for 100 ms; a little longer than that, a read refreshes it.
+const TRX_CACHE_IDLE: Duration = Duration::from_millis(110);
+
+/// How many times a probe that found the cache stale is tried again.
+const STALE_RETRIES: usize = 2;
+
 pub(super) async fn open_writes(pool: &MySqlPool) -> Result<OpenWrites, DbError> {
-    // Read-only autocommit SELECTs (rowhook's own included) cannot commit
-    // rows; anything that has modified rows or is running a write can.
-    // Transactions of connections using another database are not waited
-    // for: on a server shared with other applications (or other practices)
-    // their long transactions would hold every window back, and writing
-    // Open Dental's tables from another database means naming them across
-    // databases, which its clients do not do. A connection without a
-    // database, or a server-internal transaction, still counts.
-    let oldest = sqlx::query_scalar::<_, Option<String>>(
-        "SELECT CAST(MIN(t.trx_started) AS CHAR) FROM information_schema.INNODB_TRX t \
-         LEFT JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id \
-         WHERE (t.trx_rows_modified > 0 OR (t.trx_query IS NOT NULL AND t.trx_is_read_only = 0)) \
-           AND (p.DB IS NULL OR p.DB = DATABASE())",
+    // Another reader (another rowhook on the same server, a monitor) may
+    // have read the cache a moment earlier; waiting out the idle time lets
+    // the next read refresh it.
+    for _ in 0..STALE_RETRIES {
+        match probe_writes(pool).await? {
+            OpenWrites::Stale => tokio::time::sleep(TRX_CACHE_IDLE).await,
+            known => return Ok(known),
+        }
+    }
+    probe_writes(pool).await
+}
+
+async fn probe_writes(pool: &MySqlPool) -> Result<OpenWrites, DbError> {
+    // Two kinds of write may still show rows stamped before now:
+    //
+    // - an InnoDB transaction that has modified rows or is running a write
+    //   (read-only autocommit SELECTs, rowhook's own included, cannot
+    //   commit rows). `trx_started` has whole seconds and a transaction is
+    //   registered only at its first row, after its first statement read the
+    //   clock: rows from a second before it are possible;
+    // - any statement still running that is not a SELECT, in whatever state:
+    //   one waiting for a lock (a backup's `LOCK TABLES … READ`, a metadata
+    //   lock, a MyISAM table lock) has read the clock already, and is not a
+    //   transaction yet; nor is any MyISAM statement. Its rows carry the
+    //   second it started.
+    //
+    // The probe runs in a transaction begun with a snapshot, so that it is
+    // itself registered: if the cached `INNODB_TRX` does not show it, the
+    // cache predates the probe and says nothing about transactions begun
+    // since.
+    //
+    // Connections using another database are not waited for: on a server
+    // shared with other applications (or other practices) their long
+    // transactions would hold every window back, and writing Open Dental's
+    // tables from another database means naming them across databases,
+    // which its clients do not do. A connection without a database, or a
+    // server-internal transaction, still counts.
+    let mut tx = pool
+        .begin_with("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        .await?;
+    let row: Result<(i64, Option<String>, Option<String>), _> = sqlx::query_as(
+        "SELECT \
+           EXISTS(SELECT 1 FROM information_schema.INNODB_TRX \
+                  WHERE trx_mysql_thread_id = CONNECTION_ID()), \
+           (SELECT CAST(MIN(t.trx_started) - INTERVAL 1 SECOND AS CHAR) \
+            FROM information_schema.INNODB_TRX t \
+            LEFT JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id \
+            WHERE t.trx_mysql_thread_id <> CONNECTION_ID() \
+              AND (t.trx_rows_modified > 0 OR (t.trx_query IS NOT NULL AND t.trx_is_read_only = 0)) \
+              AND (p.DB IS NULL OR p.DB = DATABASE())), \
+           (SELECT CAST(UTC_TIMESTAMP(6) - INTERVAL (MAX(ROUND(p.TIME_MS * 1000)) + ?) MICROSECOND AS CHAR) \
+            FROM information_schema.PROCESSLIST p \
+            WHERE p.COMMAND IN ('Query', 'Execute') AND p.ID <> CONNECTION_ID() \
+              AND (p.DB IS NULL OR p.DB = DATABASE()) \
+              AND COALESCE(UPPER(LEFT(TRIM(p.INFO), 6)), '') <> 'SELECT')",
     )
-    .fetch_one(pool)
+    .bind(STATEMENT_CLOCK_MARGIN_US)
+    .fetch_one(&mut *tx)
     .await;
-    match oldest {
-        Ok(Some(text)) => Ok(OpenWrites::Since(parse_server_time(&text)?)),
-        Ok(None) => Ok(OpenWrites::None),
+    match row {
+        Ok((fresh, transaction, statement)) => {
+            tx.commit().await?;
+            if fresh == 0 {
+                return Ok(OpenWrites::Stale);
+            }
+            let mut earliest = None;
+            for text in [transaction, statement].into_iter().flatten() {
+                let t = parse_server_time(&text)?;
+                earliest = Some(earliest.map_or(t, |e: NaiveDateTime| e.min(t)));
+            }
+            Ok(earliest.map_or(OpenWrites::None, OpenWrites::Since))
+        }
         Err(sqlx::Error::Database(e))
             if e.code()
                 .is_some_and(|c| ACCESS_DENIED.contains(&c.as_ref())) =>
@@ -137,6 +202,7 @@ pub(super) async fn snapshot(pool: &MySqlPool, zone: &str) -> Result<Snapshot, D
     };
     let micros = first.try_get::<Option<i64>, _>(2)?.unwrap_or_default();
     let phase = Duration::from_micros(micros.clamp(0, 999_999).unsigned_abs());
+    let now_exact = clock.instant + chrono::Duration::microseconds(micros.clamp(0, 999_999));
     let mut subscriptions = Vec::with_capacity(rows.len());
     let (mut progress, mut health) = (HashMap::new(), HashMap::new());
     for row in &rows {
@@ -186,6 +252,7 @@ pub(super) async fn snapshot(pool: &MySqlPool, zone: &str) -> Result<Snapshot, D
     Ok(Snapshot {
         clock,
         phase,
+        now_exact,
         subscriptions,
         progress,
         health,

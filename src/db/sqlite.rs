@@ -99,6 +99,7 @@ pub(super) async fn snapshot(pool: &SqlitePool) -> Result<Snapshot, DbError> {
         .map(|d| Duration::from_nanos(u64::from(d.subsec_nanos())))
         .unwrap_or_default();
     Ok(Snapshot {
+        now_exact: clock.instant,
         clock,
         phase,
         subscriptions,

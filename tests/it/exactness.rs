@@ -2,14 +2,14 @@
 
 use std::time::Duration;
 
-use rowhook::db::{Clock, Database};
+use rowhook::db::{Clock, Database, OpenWrites};
 use rowhook::processor::{self, Outcome};
 use rowhook::receiver::Receiver;
 use rowhook::subscription::Parsed;
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{
-    context, eventually, keys, run_once, settings, Daemon, Sub, TestDb, PATIENCE,
+    context, eventually, keys, run_once, settings, Daemon, Sub, TestDb, PATIENCE, TRX_VIEW,
 };
 
 /// The server's clock is at least `t` (waits, up to [`PATIENCE`]).
@@ -132,6 +132,114 @@ async fn a_row_committed_late_by_a_long_transaction_is_still_delivered() {
         "the late-committed row must arrive: got {:?}",
         keys(&rx.accepted(), "AptNum")
     );
+    db.drop().await;
+}
+
+/// A write waiting for a lock has read the clock already: when the lock is
+/// released (here a backup's `LOCK TABLES … READ`), its row carries the
+/// second the statement started, not the second it lands. On InnoDB
+/// readers go on meanwhile (on MyISAM the read would queue behind the
+/// writer), so a window that ends a safety lag behind the clock would pass
+/// the stamp while the row is not there yet, and never send it.
+#[tokio::test]
+async fn a_write_waiting_for_a_lock_holds_windows_back() {
+    let db = TestDb::mysql().await;
+    db.exec("ALTER TABLE appointment ENGINE=InnoDB", &[]).await;
+    let rx = Receiver::start().await.unwrap();
+    db.subscribe(Sub {
+        polling: 0,
+        ..Sub::new(&rx.url("/"))
+    })
+    .await;
+    let Database::MySql { pool, .. } = &db.db else {
+        unreachable!()
+    };
+    let mut backup = pool.acquire().await.unwrap();
+    sqlx::query("LOCK TABLES appointment READ")
+        .execute(&mut *backup)
+        .await
+        .unwrap();
+    let writer = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            sqlx::query("INSERT INTO appointment (AptNum, PatNum, Note) VALUES (1, 1, 'waited')")
+                .execute(&pool)
+                .await
+        })
+    };
+    let waiting = eventually(|| async {
+        let sql = "SELECT CAST(COUNT(*) AS CHAR) FROM information_schema.PROCESSLIST \
+                   WHERE DB = DATABASE() AND INFO LIKE 'INSERT INTO appointment%'";
+        db.text(sql, &[]).await.as_deref() == Some("1")
+    })
+    .await;
+    assert!(waiting, "the insert waits for the lock");
+    let t0 = db.now().await;
+    clock_passes(&db, t0 + chrono::Duration::seconds(3)).await;
+    run_once(&db, settings()).await;
+    assert!(rx.accepted().is_empty(), "nothing to send yet");
+
+    sqlx::query("UNLOCK TABLES")
+        .execute(&mut *backup)
+        .await
+        .unwrap();
+    writer.await.unwrap().unwrap();
+    let arrived = eventually(|| async {
+        run_once(&db, settings()).await;
+        keys(&rx.accepted(), "AptNum") == [1]
+    })
+    .await;
+    assert!(
+        arrived,
+        "the row written once the lock was released: {:?}",
+        keys(&rx.accepted(), "AptNum")
+    );
+    drop(backup);
+    db.drop().await;
+}
+
+/// MariaDB serves `INNODB_TRX` from a cache that it refreshes only when
+/// nobody has read it for 100 ms, so a client reading it continuously
+/// freezes what everyone sees: transactions begun since are missing. The
+/// probe notices (its own transaction is missing too) rather than trust
+/// the list, and trusts it again once the reader stops.
+#[tokio::test]
+async fn a_list_of_transactions_kept_stale_by_another_reader_is_not_trusted() {
+    let db = TestDb::mysql().await;
+    let _alone = TRX_VIEW.write().await;
+    let Database::MySql { pool, .. } = &db.db else {
+        unreachable!()
+    };
+    // The reader loops inside the server, every 10 ms for about 1.5 s, so
+    // that no client-side scheduling can leave a 100 ms gap.
+    let mut conn = pool.acquire().await.unwrap();
+    let reader_id: i64 = sqlx::query_scalar("SELECT CAST(CONNECTION_ID() AS SIGNED)")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    let reader = sqlx::raw_sql(
+        "BEGIN NOT ATOMIC DECLARE i INT DEFAULT 0; \
+         WHILE i < 150 DO \
+           DO (SELECT COUNT(*) FROM information_schema.INNODB_TRX); \
+           DO SLEEP(0.01); SET i = i + 1; \
+         END WHILE; END",
+    )
+    .execute(&mut *conn);
+    let probe_meanwhile = async {
+        let reading = eventually(|| async {
+            let sql = "SELECT CAST(COUNT(*) AS CHAR) FROM information_schema.PROCESSLIST \
+                       WHERE ID = ? AND COMMAND = 'Query'";
+            db.text(sql, &[&reader_id.to_string()]).await.as_deref() == Some("1")
+        })
+        .await;
+        assert!(reading, "the reader runs");
+        db.db.open_writes().await.unwrap()
+    };
+    let (read, meanwhile) = tokio::join!(reader, probe_meanwhile);
+    read.unwrap();
+    assert_eq!(meanwhile, OpenWrites::Stale);
+    let trusted = eventually(|| async { db.db.open_writes().await.unwrap() != OpenWrites::Stale });
+    assert!(trusted.await, "the list is trusted once it is refreshed");
     db.drop().await;
 }
 

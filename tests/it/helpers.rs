@@ -334,6 +334,13 @@ pub fn context(db: &TestDb, settings: Settings, shutdown: CancellationToken) -> 
 /// ones. A daemon reads it once a second, as rowhook does in production.
 const PASS_SPACING: Duration = Duration::from_millis(120);
 
+/// Shared by every [`run_once`] pass, and held alone by the test that keeps
+/// MariaDB's `INNODB_TRX` from refreshing: a pass made meanwhile would find
+/// the list stale and fall back to `--fallback-lag`, which tests of exact
+/// windows do not expect. (Daemons find it stale too; they wait where they
+/// were, which tests that wait for a condition absorb.)
+pub static TRX_VIEW: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 /// One pass over every due subscription, as `rowhook run --once`.
 pub async fn run_once(db: &TestDb, settings: Settings) -> Summary {
     static LAST: tokio::sync::Mutex<Option<tokio::time::Instant>> =
@@ -344,6 +351,7 @@ pub async fn run_once(db: &TestDb, settings: Settings) -> Summary {
     }
     *last = Some(tokio::time::Instant::now());
     drop(last);
+    let _view = TRX_VIEW.read().await;
     scheduler::run(context(db, settings, CancellationToken::new()), true).await
 }
 
