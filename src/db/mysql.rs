@@ -83,20 +83,35 @@ const STATEMENT_CLOCK_MARGIN_US: i64 = 50_000;
 /// has read it for 100 ms; a little longer than that, a read refreshes it.
 const TRX_CACHE_IDLE: Duration = Duration::from_millis(110);
 
-/// How many times a probe that found the cache stale is tried again.
-const STALE_RETRIES: usize = 2;
+/// How long a probe keeps asking for a list MariaDB has refreshed before
+/// it reports the list stale.
+const STALE_PATIENCE: Duration = Duration::from_secs(3);
 
 pub(super) async fn open_writes(pool: &MySqlPool) -> Result<OpenWrites, DbError> {
     // Another reader (another rowhook on the same server, a monitor) may
-    // have read the cache a moment earlier; waiting out the idle time lets
-    // the next read refresh it.
-    for _ in 0..STALE_RETRIES {
+    // have read the cache a moment earlier; after a pause the next read
+    // usually refreshes it.
+    let began = std::time::Instant::now();
+    loop {
         match probe_writes(pool).await? {
-            OpenWrites::Stale => tokio::time::sleep(TRX_CACHE_IDLE).await,
+            OpenWrites::Stale if began.elapsed() < STALE_PATIENCE => {
+                tokio::time::sleep(stale_pause()).await;
+            }
             known => return Ok(known),
         }
     }
-    probe_writes(pool).await
+}
+
+/// 110–330 ms: past the cache's idle time, and spread, because every read
+/// of a stale cache (ours included) keeps it stale for the next 100 ms:
+/// two clients that found it stale together and asked again in step would
+/// keep it stale for each other.
+fn stale_pause() -> Duration {
+    let spread = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() % 220)
+        .unwrap_or_default();
+    TRX_CACHE_IDLE + Duration::from_millis(u64::from(spread))
 }
 
 async fn probe_writes(pool: &MySqlPool) -> Result<OpenWrites, DbError> {

@@ -210,8 +210,9 @@ async fn a_list_of_transactions_kept_stale_by_another_reader_is_not_trusted() {
     let Database::MySql { pool, .. } = &db.db else {
         unreachable!()
     };
-    // The reader loops inside the server, every 10 ms for about 1.5 s, so
-    // that no client-side scheduling can leave a 100 ms gap.
+    // The reader loops inside the server, every 10 ms for at least 4.5 s
+    // (longer than the probe keeps asking), so that no client-side
+    // scheduling can leave a 100 ms gap.
     let mut conn = pool.acquire().await.unwrap();
     let reader_id: i64 = sqlx::query_scalar("SELECT CAST(CONNECTION_ID() AS SIGNED)")
         .fetch_one(&mut *conn)
@@ -219,7 +220,7 @@ async fn a_list_of_transactions_kept_stale_by_another_reader_is_not_trusted() {
         .unwrap();
     let reader = sqlx::raw_sql(
         "BEGIN NOT ATOMIC DECLARE i INT DEFAULT 0; \
-         WHILE i < 150 DO \
+         WHILE i < 450 DO \
            DO (SELECT COUNT(*) FROM information_schema.INNODB_TRX); \
            DO SLEEP(0.01); SET i = i + 1; \
          END WHILE; END",

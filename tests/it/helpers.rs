@@ -58,6 +58,15 @@ pub fn mysql_server() -> String {
     std::env::var("ROWHOOK_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
 }
 
+/// Where test databases are created and dropped from. A connection with a
+/// database of its own, because rowhook waits for write statements of
+/// connections without one (they may name its tables across databases),
+/// and a `DROP DATABASE` can run for a second on a busy machine: every
+/// other test's windows would wait for it.
+async fn admin(server: &str) -> Result<sqlx::MySqlPool, sqlx::Error> {
+    sqlx::MySqlPool::connect(&format!("{server}/mysql")).await
+}
+
 impl TestDb {
     pub async fn new(backend: Backend) -> Self {
         match backend {
@@ -69,9 +78,7 @@ impl TestDb {
     pub async fn mysql() -> Self {
         let server = mysql_server();
         let name = unique_name("rowhook_test");
-        let admin = sqlx::MySqlPool::connect(&server)
-            .await
-            .expect("MariaDB is reachable");
+        let admin = admin(&server).await.expect("MariaDB is reachable");
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&admin)
             .await
@@ -250,7 +257,7 @@ impl TestDb {
         self.db.close().await;
         match self.cleanup {
             Cleanup::MySql { server, name } => {
-                if let Ok(admin) = sqlx::MySqlPool::connect(&server).await {
+                if let Ok(admin) = admin(&server).await {
                     let _ = sqlx::query(&format!("DROP DATABASE {name}"))
                         .execute(&admin)
                         .await;
