@@ -96,7 +96,7 @@ struct Run<'a> {
     /// The tick's local time and when it was, to date each attempt.
     clock: Clock,
     ticked: Instant,
-    /// Read when the first batch is about to go: an empty window needs none.
+    /// Read by the tick, or when the first batch is about to go.
     secrets: Option<StoredSecrets>,
     tick_stop: &'a Stop,
 }
@@ -111,7 +111,9 @@ pub struct Stop {
 }
 
 /// Processes one due subscription. `clock` is when its row was read, `stop`
-/// the safe end for new windows, `progress` rowhook's record for it.
+/// the safe end for new windows, `progress` rowhook's record for it,
+/// `secrets` its signing secrets when the tick has read them (else they are
+/// read when the first batch is about to go).
 pub async fn process(
     ctx: &Context,
     subscription: &Subscription,
@@ -119,6 +121,7 @@ pub async fn process(
     clock: Clock,
     stop: &Stop,
     progress: Option<&Progress>,
+    secrets: Option<StoredSecrets>,
 ) -> Result<Outcome, DbError> {
     let ticked = Instant::now();
     let (start, resume) = position(ctx, subscription, progress).await?;
@@ -152,7 +155,7 @@ pub async fn process(
         batches: 0,
         clock,
         ticked,
-        secrets: None,
+        secrets,
         tick_stop: stop,
     };
     run.deliver().await

@@ -19,7 +19,7 @@ use chrono::{NaiveDateTime, Timelike};
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
-use crate::db::{Clock, DbError, OpenWrites, Progress, WatchedTable};
+use crate::db::{Clock, DbError, OpenWrites, Progress, StoredSecrets, WatchedTable};
 use crate::health::Health;
 use crate::processor::{self, Context, Outcome, Stop};
 use crate::quiet::{self, Candidate};
@@ -132,6 +132,8 @@ struct Job {
     subscription: Subscription,
     progress: Option<Progress>,
     health: Health,
+    /// Read for the tick when the job goes to the processor.
+    secrets: Option<StoredSecrets>,
 }
 
 struct Scheduler {
@@ -205,6 +207,7 @@ impl Scheduler {
                     subscription,
                     progress,
                     health,
+                    secrets: None,
                 });
             }
         }
@@ -231,7 +234,9 @@ impl Scheduler {
             clock: snapshot.clock,
             stop,
         };
-        for job in self.close_quiet(due, &times).await {
+        let mut jobs = self.close_quiet(due, &times).await;
+        self.attach_secrets(&mut jobs).await;
+        for job in jobs {
             lock(&self.in_flight).insert(job.subscription.id);
             let this = Arc::clone(self);
             let times = times.clone();
@@ -320,6 +325,21 @@ impl Scheduler {
             if self.table(subscription).await.is_err() {
                 lock(&self.tables).remove(&subscription.target.name);
             }
+        }
+    }
+
+    /// Reads the secrets of every job's subscription in one statement. On an
+    /// error each window reads its own, and reports the error there.
+    async fn attach_secrets(&self, jobs: &mut [Job]) {
+        let ids: Vec<SubscriptionId> = jobs.iter().map(|job| job.subscription.id).collect();
+        if ids.is_empty() {
+            return;
+        }
+        let Ok(mut found) = self.ctx.db.secrets_of(&ids).await else {
+            return;
+        };
+        for job in jobs {
+            job.secrets = found.remove(&job.subscription.id);
         }
     }
 
@@ -512,6 +532,7 @@ impl Scheduler {
             times.clock,
             &times.stop,
             progress,
+            job.secrets.clone(),
         )
         .await
         {

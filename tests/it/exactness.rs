@@ -325,7 +325,7 @@ async fn walk(db: &TestDb, steps_utc: &[(&str, &str)]) -> Vec<i64> {
             instant,
             local: None,
         };
-        let outcome = processor::process(&ctx, &sub, &table, clock, &stop, progress)
+        let outcome = processor::process(&ctx, &sub, &table, clock, &stop, progress, None)
             .await
             .unwrap();
         assert!(

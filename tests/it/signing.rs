@@ -3,9 +3,11 @@
 //! managed through the real binary, and secrets kept out of every output.
 
 use rowhook::receiver::{Behaviour, Receiver, Request};
+use rowhook::signing::SigningSecret;
+use rowhook::subscription::SubscriptionId;
 use standardwebhooks::{Webhook, WebhookError};
 
-use crate::helpers::{run, run_once, settings, Sub, TestDb, BIN, PATIENCE, WORKSTATION};
+use crate::helpers::{run, run_once, settings, Sub, TestDb, BIN, BOTH, PATIENCE, WORKSTATION};
 
 /// `rowhook secret ARGS` for subscription `id`; returns stdout, trimmed.
 async fn secret(db: &TestDb, args: &[&str]) -> String {
@@ -317,4 +319,31 @@ async fn many_new_subscriptions_get_their_secrets_in_one_tick() {
         .await;
     assert_eq!(secrets.as_deref(), Some("300"));
     db.drop().await;
+}
+
+/// A tick reads the secrets of all the windows it starts in one statement;
+/// each subscription gets what it would have read alone, rotation included,
+/// and one with no secret yet gets none (its window creates it).
+#[tokio::test]
+async fn secrets_read_together_are_those_read_one_by_one() {
+    for backend in BOTH {
+        let db = TestDb::new(backend).await;
+        let rotated = SubscriptionId(db.subscribe(Sub::new("http://127.0.0.1:9/")).await);
+        let plain = SubscriptionId(db.subscribe(Sub::new("http://127.0.0.1:9/")).await);
+        let fresh = SubscriptionId(db.subscribe(Sub::new("http://127.0.0.1:9/")).await);
+        let until = chrono::Utc::now().naive_utc() + chrono::Duration::hours(1);
+        let next = SigningSecret::generate().unwrap();
+        db.db.rotate_secret(rotated, &next, until).await.unwrap();
+        db.db.secrets(plain).await.unwrap();
+
+        let together = db.db.secrets_of(&[rotated, plain, fresh]).await.unwrap();
+        assert_eq!(together.len(), 2, "{backend:?}: no secret yet for {fresh}");
+        let now = chrono::Utc::now().naive_utc();
+        for id in [rotated, plain] {
+            let alone = db.db.secrets(id).await.unwrap().signer(now);
+            assert_eq!(together[&id].signer(now), alone, "{backend:?}: {id}");
+        }
+        assert!(together[&rotated].signer(now).previous.is_some());
+        db.drop().await;
+    }
 }
