@@ -167,12 +167,14 @@ async fn probe_writes(pool: &MySqlPool) -> Result<OpenWrites, DbError> {
             if fresh == 0 {
                 return Ok(OpenWrites::Stale);
             }
-            let mut earliest = None;
-            for text in [transaction, statement].into_iter().flatten() {
-                let t = parse_server_time(&text)?;
-                earliest = Some(earliest.map_or(t, |e: NaiveDateTime| e.min(t)));
-            }
-            Ok(earliest.map_or(OpenWrites::None, OpenWrites::Since))
+            let bounds = [transaction, statement].into_iter().flatten();
+            let bounds: Vec<NaiveDateTime> = bounds
+                .map(|text| parse_server_time(&text))
+                .collect::<Result<_, _>>()?;
+            Ok(bounds
+                .into_iter()
+                .min()
+                .map_or(OpenWrites::None, OpenWrites::Since))
         }
         Err(sqlx::Error::Database(e))
             if e.code()

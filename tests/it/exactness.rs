@@ -20,6 +20,29 @@ async fn clock_passes(db: &TestDb, t: chrono::NaiveDateTime) {
     );
 }
 
+/// A test database whose `appointment` is InnoDB (transactions, row locks),
+/// with one subscription on it due every tick, and that subscription's
+/// receiver.
+async fn innodb_subscribed() -> (TestDb, Receiver) {
+    let db = TestDb::mysql().await;
+    db.exec("ALTER TABLE appointment ENGINE=InnoDB", &[]).await;
+    let rx = Receiver::start().await.unwrap();
+    db.subscribe(Sub {
+        polling: 0,
+        ..Sub::new(&rx.url("/"))
+    })
+    .await;
+    (db, rx)
+}
+
+/// The MariaDB pool behind a test database.
+fn pool(db: &TestDb) -> &sqlx::MySqlPool {
+    let Database::MySql { pool, .. } = &db.db else {
+        unreachable!("a MariaDB test database")
+    };
+    pool
+}
+
 /// Windows wait for open transactions of rowhook's own database only: a
 /// long transaction of another database on the same server (another
 /// application, another practice) holds nothing back, while one in the
@@ -46,10 +69,7 @@ async fn only_transactions_in_the_watched_database_hold_windows_back() {
     // before the row.
     for (round, (holder, apt)) in [(&elsewhere, 1), (&db, 2)].into_iter().enumerate() {
         let t0 = db.now().await;
-        let Database::MySql { pool, .. } = &holder.db else {
-            unreachable!()
-        };
-        let mut open = pool.begin().await.unwrap();
+        let mut open = pool(holder).begin().await.unwrap();
         sqlx::query("INSERT INTO appointment (AptNum, PatNum, Note) VALUES (100, 1, 'open')")
             .execute(&mut *open)
             .await
@@ -90,18 +110,8 @@ async fn only_transactions_in_the_watched_database_hold_windows_back() {
 /// `DateTimeStart` past it while it is invisible, and never send it.
 #[tokio::test]
 async fn a_row_committed_late_by_a_long_transaction_is_still_delivered() {
-    let db = TestDb::mysql().await;
-    db.exec("ALTER TABLE appointment ENGINE=InnoDB", &[]).await;
-    let rx = Receiver::start().await.unwrap();
-    let url = rx.url("/");
-    db.subscribe(Sub {
-        polling: 0,
-        ..Sub::new(&url)
-    })
-    .await;
-    let Database::MySql { pool, .. } = &db.db else {
-        unreachable!()
-    };
+    let (db, rx) = innodb_subscribed().await;
+    let pool = pool(&db);
     let daemon = Daemon::start(&db, settings());
 
     // A writer opens a transaction, stamps a row, and holds it open while
@@ -143,17 +153,8 @@ async fn a_row_committed_late_by_a_long_transaction_is_still_delivered() {
 /// the stamp while the row is not there yet, and never send it.
 #[tokio::test]
 async fn a_write_waiting_for_a_lock_holds_windows_back() {
-    let db = TestDb::mysql().await;
-    db.exec("ALTER TABLE appointment ENGINE=InnoDB", &[]).await;
-    let rx = Receiver::start().await.unwrap();
-    db.subscribe(Sub {
-        polling: 0,
-        ..Sub::new(&rx.url("/"))
-    })
-    .await;
-    let Database::MySql { pool, .. } = &db.db else {
-        unreachable!()
-    };
+    let (db, rx) = innodb_subscribed().await;
+    let pool = pool(&db);
     let mut backup = pool.acquire().await.unwrap();
     sqlx::query("LOCK TABLES appointment READ")
         .execute(&mut *backup)
@@ -207,9 +208,7 @@ async fn a_write_waiting_for_a_lock_holds_windows_back() {
 async fn a_list_of_transactions_kept_stale_by_another_reader_is_not_trusted() {
     let db = TestDb::mysql().await;
     let _alone = TRX_VIEW.write().await;
-    let Database::MySql { pool, .. } = &db.db else {
-        unreachable!()
-    };
+    let pool = pool(&db);
     // The reader loops inside the server, every 10 ms for at least 4.5 s
     // (longer than the probe keeps asking), so that no client-side
     // scheduling can leave a 100 ms gap.
