@@ -97,7 +97,27 @@ impl Health {
             ..self.clone()
         }
     }
+
+    /// What to store after a window that delivered rows at `now`, if
+    /// anything. A healthy subscription whose stored success is less than
+    /// [`SUCCESS_REFRESH`] old stores nothing: rewriting only the time after
+    /// every window was one write (and one log flush) per delivery.
+    pub fn after_success(&self, now: NaiveDateTime) -> Option<Self> {
+        let after = self.succeeded(now);
+        let only_the_time = Self {
+            last_success_at: self.last_success_at,
+            ..after.clone()
+        } == *self;
+        let recent = self.last_success_at.is_some_and(|at| {
+            at <= now && now - at < chrono::Duration::from_std(SUCCESS_REFRESH).unwrap_or_default()
+        });
+        (!(only_the_time && recent)).then_some(after)
+    }
 }
+
+/// How old a healthy subscription's recorded last success may grow while it
+/// keeps delivering; `rowhook status` shows it to the minute.
+pub const SUCCESS_REFRESH: Duration = Duration::from_secs(60);
 
 #[cfg(test)]
 mod tests {
@@ -169,5 +189,37 @@ mod tests {
             ok.last_failure_reason, "timeout",
             "the last failure stays visible"
         );
+    }
+
+    #[test]
+    fn a_healthy_success_is_stored_once_a_minute() {
+        let first = at("2024-01-01 10:00:00");
+        let stored = Health::default()
+            .after_success(first)
+            .expect("the first success is stored");
+        assert_eq!(stored.last_success_at, Some(first));
+        assert_eq!(stored.after_success(at("2024-01-01 10:00:59")), None);
+        let later = at("2024-01-01 10:01:00");
+        assert_eq!(
+            stored.after_success(later).and_then(|h| h.last_success_at),
+            Some(later),
+            "a minute on, the time is refreshed"
+        );
+        assert!(
+            stored.after_success(at("2024-01-01 09:00:00")).is_some(),
+            "a stored time in the future (a clock step) is replaced"
+        );
+    }
+
+    #[test]
+    fn a_success_after_a_failure_is_always_stored() {
+        let now = at("2024-01-01 10:00:00");
+        let failed =
+            Health::default()
+                .succeeded(now)
+                .failed(ID, now, "HTTP 500", &RetryPolicy::default());
+        let stored = failed.after_success(now).expect("the failure is cleared");
+        assert_eq!(stored.consecutive_failures, 0);
+        assert_eq!(stored.next_retry_at, None);
     }
 }

@@ -582,7 +582,11 @@ impl Scheduler {
             Outcome::Delivered { rows, .. } | Outcome::Superseded { rows, .. } => {
                 lock(&self.failed_last).remove(&id);
                 // Idle windows of a healthy subscription write nothing.
-                (*rows > 0 || before.consecutive_failures > 0).then(|| before.succeeded(now))
+                if *rows > 0 || before.consecutive_failures > 0 {
+                    before.after_success(now)
+                } else {
+                    None
+                }
             }
             Outcome::Waiting | Outcome::Abandoned => None,
         };
