@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::db::{Database, DeliveryRecord};
+use crate::db::{Database, DbError, DeliveryRecord};
 
 enum Message {
     Record(Box<DeliveryRecord>),
@@ -52,6 +52,9 @@ impl Journal {
     }
 }
 
+/// Most attempts written in one transaction.
+const MOST_PER_WRITE: usize = 500;
+
 async fn write(
     db: Database,
     mut rx: mpsc::UnboundedReceiver<Message>,
@@ -61,26 +64,72 @@ async fn write(
     let mut last_error = String::new();
     loop {
         tokio::select! {
-            message = rx.recv() => match message {
-                Some(Message::Record(record)) => {
-                    if let Err(error) = db.record_delivery(&record).await {
-                        let error = error.to_string();
-                        if error != last_error {
-                            tracing::warn!(%error, "Cannot write the delivery log; deliveries go on.");
-                            last_error = error;
-                        }
-                    }
+            message = rx.recv() => {
+                let Some(message) = message else { return };
+                // What queued up while the last write ran goes in one
+                // transaction: one log flush for a tick's deliveries.
+                let mut queued = Queued::default();
+                queued.take(message);
+                while queued.records.len() < MOST_PER_WRITE {
+                    let Ok(message) = rx.try_recv() else { break };
+                    queued.take(message);
                 }
-                Some(Message::Flush(done)) => {
-                    let _ = done.send(());
-                }
-                None => return,
+                queued.write(&db, &mut last_error).await;
             },
             _ = prune.tick() => {
                 if let Some(keep) = retention {
                     prune_older_than(&db, keep).await;
                 }
             }
+        }
+    }
+}
+
+/// Records taken from the channel, and flushes waiting for them.
+#[derive(Default)]
+struct Queued {
+    records: Vec<DeliveryRecord>,
+    flushes: Vec<oneshot::Sender<()>>,
+}
+
+impl Queued {
+    fn take(&mut self, message: Message) {
+        match message {
+            Message::Record(record) => self.records.push(*record),
+            Message::Flush(done) => self.flushes.push(done),
+        }
+    }
+
+    /// Writes the records together; if that fails, one by one, so that one
+    /// record the database refuses does not take the others with it.
+    async fn write(self, db: &Database, last_error: &mut String) {
+        if !self.records.is_empty() {
+            let together = db.record_deliveries(&self.records).await;
+            if let (Err(error), true) = (&together, self.records.len() > 1) {
+                tracing::debug!(%error, records = self.records.len(), "Writing the delivery log one by one.");
+                for record in &self.records {
+                    report(
+                        db.record_deliveries(std::slice::from_ref(record)).await,
+                        last_error,
+                    );
+                }
+            } else {
+                report(together, last_error);
+            }
+        }
+        for done in self.flushes {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Says a write error once, until a different one happens.
+fn report(result: Result<(), DbError>, last_error: &mut String) {
+    if let Err(error) = result {
+        let error = error.to_string();
+        if error != *last_error {
+            tracing::warn!(%error, "Cannot write the delivery log; deliveries go on.");
+            *last_error = error;
         }
     }
 }

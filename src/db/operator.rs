@@ -65,6 +65,15 @@ pub(super) fn health_from(
     }))
 }
 
+/// The error as `rowhook_delivery.error` (255 characters) can hold it: a
+/// strict server refuses a longer value, and the attempt would go unlogged.
+fn error_column(error: &str) -> &str {
+    match error.char_indices().nth(255) {
+        Some((end, _)) => &error[..end],
+        None => error,
+    }
+}
+
 fn opt_time(t: Option<NaiveDateTime>) -> Option<String> {
     t.map(format_time)
 }
@@ -102,34 +111,39 @@ impl Database {
         Ok(())
     }
 
-    /// Appends one attempt to the delivery log, numbering it after the
-    /// earlier attempts of the same batch.
-    pub async fn record_delivery(&self, r: &DeliveryRecord) -> Result<(), DbError> {
+    /// Appends attempts to the delivery log in one transaction (one log
+    /// flush, not one per attempt), each numbered after the earlier
+    /// attempts of the same batch. All or none are written.
+    pub async fn record_deliveries(&self, records: &[DeliveryRecord]) -> Result<(), DbError> {
         let sql = "INSERT INTO rowhook_delivery (subscription_num, batch_id, watch_table, window_start, \
                    window_stop, first_key, last_key, row_count, attempt, status, http_status, error_class, \
                    error, elapsed_ms, attempted_at) \
                    SELECT ?, ?, ?, ?, ?, ?, ?, ?, COUNT(*) + 1, ?, ?, ?, ?, ?, ? \
                    FROM rowhook_delivery WHERE subscription_num = ? AND batch_id = ?";
         with_pool!(self, pool => {
-            sqlx::query(sql)
-                .bind(r.subscription.0)
-                .bind(&r.batch_id)
-                .bind(&r.watch_table)
-                .bind(format_time(r.window_start))
-                .bind(format_time(r.window_stop))
-                .bind(r.first_key)
-                .bind(r.last_key)
-                .bind(i64::from(r.rows))
-                .bind(r.status)
-                .bind(r.http_status.map(i64::from))
-                .bind(r.error_class)
-                .bind(&r.error)
-                .bind(i64::try_from(r.elapsed_ms).unwrap_or(i64::MAX))
-                .bind(format_time(r.attempted_at))
-                .bind(r.subscription.0)
-                .bind(&r.batch_id)
-                .execute(pool)
-                .await?;
+            let mut tx = pool.begin().await?;
+            for r in records {
+                sqlx::query(sql)
+                    .bind(r.subscription.0)
+                    .bind(&r.batch_id)
+                    .bind(&r.watch_table)
+                    .bind(format_time(r.window_start))
+                    .bind(format_time(r.window_stop))
+                    .bind(r.first_key)
+                    .bind(r.last_key)
+                    .bind(i64::from(r.rows))
+                    .bind(r.status)
+                    .bind(r.http_status.map(i64::from))
+                    .bind(r.error_class)
+                    .bind(error_column(&r.error))
+                    .bind(i32::try_from(r.elapsed_ms).unwrap_or(i32::MAX))
+                    .bind(format_time(r.attempted_at))
+                    .bind(r.subscription.0)
+                    .bind(&r.batch_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
         });
         Ok(())
     }

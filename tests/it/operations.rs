@@ -375,29 +375,17 @@ async fn timeouts_and_refused_connections_are_logged_with_their_class() {
 async fn pruning_removes_only_attempts_older_than_the_retention() {
     let db = TestDb::mysql().await;
     let now = db.now().await;
-    for (key, days) in [(1, 40), (2, 31), (3, 29), (4, 1)] {
-        let at = now - chrono::Duration::days(days);
-        db.db
-            .record_delivery(&rowhook::db::DeliveryRecord {
-                subscription: SubscriptionId(1),
-                batch_id: format!("batch-{key}"),
-                watch_table: "Appointment".into(),
-                window_start: at,
-                window_stop: at,
-                first_key: Some(key),
-                last_key: Some(key),
-                rows: 1,
-                attempt: 0,
-                status: "SENT",
-                http_status: Some(200),
-                error_class: None,
-                error: String::new(),
-                elapsed_ms: 3,
-                attempted_at: at,
-            })
-            .await
-            .unwrap();
-    }
+    let records: Vec<_> = [(1, 40), (2, 31), (3, 29), (4, 1)]
+        .into_iter()
+        .map(|(key, days)| {
+            attempt(
+                &format!("batch-{key}"),
+                key,
+                now - chrono::Duration::days(days),
+            )
+        })
+        .collect();
+    db.db.record_deliveries(&records).await.unwrap();
     let kept = || async {
         let log = db.db.deliveries(None, false, 100).await.unwrap();
         log.iter().filter_map(|r| r.first_key).collect::<Vec<_>>()
@@ -415,6 +403,71 @@ async fn pruning_removes_only_attempts_older_than_the_retention() {
         [4, 3],
         "only the attempts older than 30 days went"
     );
+    db.drop().await;
+}
+
+/// One acknowledged attempt of `batch` at `at`, for writing to the log directly.
+fn attempt(batch: &str, key: i64, at: NaiveDateTime) -> rowhook::db::DeliveryRecord {
+    rowhook::db::DeliveryRecord {
+        subscription: SubscriptionId(1),
+        batch_id: batch.into(),
+        watch_table: "Appointment".into(),
+        window_start: at,
+        window_stop: at,
+        first_key: Some(key),
+        last_key: Some(key),
+        rows: 1,
+        attempt: 0,
+        status: "SENT",
+        http_status: Some(200),
+        error_class: None,
+        error: String::new(),
+        elapsed_ms: 3,
+        attempted_at: at,
+    }
+}
+
+/// Attempts queued together are written in one transaction, numbered in
+/// order; a record the server refuses costs only itself, and an error too
+/// long for its column is cut, not refused.
+#[tokio::test]
+async fn the_log_writes_attempts_together_and_a_refused_one_costs_only_itself() {
+    let db = TestDb::mysql().await;
+    let now = db.now().await;
+    let journal = rowhook::journal::Journal::start(db.db.clone(), None);
+    // The writer runs on this test's one thread, so all five are queued
+    // before it takes any: they are written as one group.
+    for key in 1..=3 {
+        journal.record(attempt("retried", key, now));
+    }
+    journal.record(rowhook::db::DeliveryRecord {
+        watch_table: "x".repeat(300),
+        ..attempt("refused", 4, now)
+    });
+    journal.record(rowhook::db::DeliveryRecord {
+        status: "FAILED",
+        http_status: None,
+        error: "é".repeat(400),
+        ..attempt("long-error", 5, now)
+    });
+    journal.flush().await;
+
+    let mut log = db.db.deliveries(None, false, 100).await.unwrap();
+    log.reverse();
+    let written: Vec<_> = log
+        .iter()
+        .map(|r| (r.batch_id.as_str(), r.attempt, r.first_key))
+        .collect();
+    assert_eq!(
+        written,
+        [
+            ("retried", 1, Some(1)),
+            ("retried", 2, Some(2)),
+            ("retried", 3, Some(3)),
+            ("long-error", 1, Some(5)),
+        ]
+    );
+    assert_eq!(log[3].error, "é".repeat(255));
     db.drop().await;
 }
 
