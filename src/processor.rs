@@ -515,10 +515,12 @@ impl Run<'_> {
             _ => db.instant_to_local(self.window.stop).await?,
         };
         let read = &self.subscription.start_raw;
-        // In a repeated DST hour the new local text can equal the old one;
-        // then only the progress record moves.
-        let moved = stop_local == *read || db.advance_watermark(id, read, &stop_local).await?;
-        if !moved {
+        let done = Progress {
+            date_time_start: stop_local,
+            watermark: self.window.stop,
+            window: None,
+        };
+        if !db.close_window(id, read, &done).await? {
             tracing::info!(subscription = %id, read = %read,
                 "DateTimeStart was changed by someone else during the window; leaving it as they set it.");
             return Ok(Outcome::Superseded {
@@ -526,12 +528,6 @@ impl Run<'_> {
                 batches: self.batches,
             });
         }
-        let progress = Progress {
-            date_time_start: stop_local,
-            watermark: self.window.stop,
-            window: None,
-        };
-        db.save_progress(id, &progress).await?;
         Ok(Outcome::Delivered {
             rows: self.rows,
             batches: self.batches,

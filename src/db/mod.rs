@@ -403,10 +403,37 @@ impl Database {
         }
     }
 
+    /// Ends a delivered window: `DateTimeStart` from `expected` (the text
+    /// that was read) to `done.date_time_start`, then the progress record
+    /// to `done`. Returns false — and changes nothing — when the row no
+    /// longer holds `expected`. On MariaDB the common case is one statement.
+    pub async fn close_window(
+        &self,
+        id: SubscriptionId,
+        expected: &str,
+        done: &Progress,
+    ) -> Result<bool, DbError> {
+        let stop = &done.date_time_start;
+        // In a repeated DST hour the new local text can equal the old one;
+        // then only the progress record moves.
+        if stop != expected {
+            if let Self::MySql { pool, .. } = self {
+                if mysql::close_window(pool, id, expected, done).await? {
+                    return Ok(true);
+                }
+            }
+            if !self.advance_watermark(id, expected, stop).await? {
+                return Ok(false);
+            }
+        }
+        self.save_progress(id, done).await?;
+        Ok(true)
+    }
+
     /// Moves `DateTimeStart` from `expected` (the text that was read) to
     /// `stop`. Returns false — and changes nothing — when the row no longer
     /// holds `expected`: an operator rewound, moved or deleted it meanwhile.
-    pub async fn advance_watermark(
+    async fn advance_watermark(
         &self,
         id: SubscriptionId,
         expected: &str,

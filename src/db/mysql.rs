@@ -22,7 +22,7 @@ use super::operator::health_from;
 use super::{
     choose_change_column, encode, format_time, order_and_limit, page_binds, parse_server_time,
     progress_from, quote, window_from, Clock, Column, ColumnKind, DbError, OpenWrites, Page,
-    Snapshot, WatchedTable,
+    Progress, Snapshot, WatchedTable,
 };
 use crate::subscription::{SubscriptionId, SubscriptionRow};
 use crate::watch_table::WatchTarget;
@@ -313,6 +313,34 @@ pub(super) async fn instant_to_local(
             .fetch_one(pool)
             .await?;
     Ok(text.unwrap_or_else(|| format_time(instant)))
+}
+
+/// A delivered window's end in one statement: `DateTimeStart` moves from
+/// `expected` and the progress record to the window's end, both or neither.
+/// False when either row does not match (an operator's edit, or no progress
+/// record yet): the caller then takes the two-statement way.
+pub(super) async fn close_window(
+    pool: &MySqlPool,
+    id: SubscriptionId,
+    expected: &str,
+    progress: &Progress,
+) -> Result<bool, DbError> {
+    let matched = sqlx::query(
+        "UPDATE apisubscription s JOIN rowhook_progress p ON p.subscription_num = s.ApiSubscriptionNum \
+         SET s.DateTimeStart = ?, p.date_time_start = ?, p.watermark = ?, \
+             p.window_stop = NULL, p.cursor_stamp = NULL, p.cursor_key = NULL \
+         WHERE s.ApiSubscriptionNum = ? AND s.DateTimeStart = ?",
+    )
+    .bind(&progress.date_time_start)
+    .bind(&progress.date_time_start)
+    .bind(format_time(progress.watermark))
+    .bind(id.0)
+    .bind(expected)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    // sqlx asks for found rows: both rows matched, whether or not changed.
+    Ok(matched == 2)
 }
 
 pub(super) async fn recheck(

@@ -3,9 +3,13 @@
 
 use std::time::Duration;
 
+use chrono::NaiveDateTime;
+use rowhook::db::Progress;
 use rowhook::receiver::{Behaviour, Receiver};
+use rowhook::subscription::SubscriptionId;
+use rowhook::window::Cursor;
 
-use crate::helpers::{eventually, keys, settings, Daemon, Sub, TestDb, PATIENCE};
+use crate::helpers::{eventually, keys, settings, Daemon, Sub, TestDb, BOTH, PATIENCE};
 
 #[tokio::test]
 async fn subscriptions_inserted_edited_and_deleted_while_running_take_effect() {
@@ -180,6 +184,78 @@ async fn operator_edits_mid_window_stop_it_at_the_next_batch() {
                 "{name}: the operator's value stands"
             );
         }
+        db.drop().await;
+    }
+}
+
+/// A delivered window's end moves `DateTimeStart` and the progress record
+/// together — on MariaDB in one statement once a record exists — and only
+/// from the value the window read: after an operator's edit, neither moves.
+#[tokio::test]
+async fn a_window_closes_only_from_the_value_it_read() {
+    for backend in BOTH {
+        let db = TestDb::new(backend).await;
+        let id = db
+            .subscribe(Sub {
+                start: Some("2024-01-01 10:00:00"),
+                ..Sub::new("http://127.0.0.1:9/")
+            })
+            .await;
+        let sub = SubscriptionId(id);
+        let at = |s: &str| NaiveDateTime::parse_from_str(s, rowhook::DATETIME_FORMAT).unwrap();
+        let done = |s: &str| Progress {
+            date_time_start: s.into(),
+            watermark: at(s),
+            window: None,
+        };
+        let recorded = || async { db.db.snapshot().await.unwrap().progress.get(&sub).cloned() };
+
+        // No progress record yet.
+        let first = done("2024-01-01 10:00:05");
+        assert!(db
+            .db
+            .close_window(sub, "2024-01-01 10:00:00", &first)
+            .await
+            .unwrap());
+        assert_eq!(db.watermark(id).await, "2024-01-01 10:00:05", "{backend:?}");
+        assert_eq!(recorded().await, Some(first.clone()), "{backend:?}");
+
+        // A record with a window partly delivered: the end clears it.
+        let partly = Progress {
+            window: Some((
+                at("2024-01-01 10:00:09"),
+                Cursor {
+                    stamp: at("2024-01-01 10:00:06"),
+                    key: 7,
+                },
+            )),
+            ..first
+        };
+        db.db.save_progress(sub, &partly).await.unwrap();
+        let second = done("2024-01-01 10:00:09");
+        assert!(db
+            .db
+            .close_window(sub, "2024-01-01 10:00:05", &second)
+            .await
+            .unwrap());
+        assert_eq!(db.watermark(id).await, "2024-01-01 10:00:09", "{backend:?}");
+        assert_eq!(recorded().await, Some(second.clone()), "{backend:?}");
+
+        // An operator's edit: the window's end changes nothing.
+        let operator = "2020-02-02 02:02:02";
+        db.exec(
+            "UPDATE apisubscription SET DateTimeStart = ? WHERE ApiSubscriptionNum = ?",
+            &[operator, &id.to_string()],
+        )
+        .await;
+        let third = done("2024-01-01 10:00:12");
+        assert!(!db
+            .db
+            .close_window(sub, "2024-01-01 10:00:09", &third)
+            .await
+            .unwrap());
+        assert_eq!(db.watermark(id).await, operator, "{backend:?}");
+        assert_eq!(recorded().await, Some(second), "{backend:?}");
         db.drop().await;
     }
 }
