@@ -17,6 +17,8 @@
 //!   file per backend (`mysql.rs`, `sqlite.rs`).
 //! * [`datetime`]: Open Dental's datetime text, read and written without
 //!   chrono's per-call format parsing.
+//! * [`clock_watch`]: noticing that the server's clock stepped back between
+//!   ticks, from its offset to this process's monotonic clock.
 //! * [`window`]: the pure arithmetic of a polling window (start, stop,
 //!   look-back cap, due time).
 //! * [`processor`]: one subscription's window: page, send, advance the
@@ -41,6 +43,7 @@
 
 pub mod batch;
 pub mod cli;
+pub mod clock_watch;
 pub mod commands;
 pub mod config;
 pub mod datetime;

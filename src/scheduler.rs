@@ -19,7 +19,10 @@ use chrono::{NaiveDateTime, Timelike};
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
-use crate::db::{Clock, DbError, OpenWrites, Progress, StoredSecrets, WatchedTable};
+use crate::clock_watch::ClockWatch;
+use crate::db::{
+    Clock, Database, DbError, OpenWrites, Progress, Snapshot, StoredSecrets, WatchedTable,
+};
 use crate::health::Health;
 use crate::processor::{self, Context, Outcome, Stop};
 use crate::quiet::{self, Candidate};
@@ -134,6 +137,9 @@ struct Job {
     health: Health,
     /// Read for the tick when the job goes to the processor.
     secrets: Option<StoredSecrets>,
+    /// The rewind after a clock step that this job's window starts from
+    /// (see [`ClockWatch`]), done once the window is.
+    rewind: Option<NaiveDateTime>,
 }
 
 struct Scheduler {
@@ -153,6 +159,11 @@ struct Scheduler {
     last_safe_stop: Mutex<Option<NaiveDateTime>>,
     /// The start of the last transaction named for holding windows back.
     hold_named: Mutex<Option<NaiveDateTime>>,
+    /// The server's clock against ours, to notice a step back.
+    clock_watch: Mutex<ClockWatch>,
+    /// Where each subscription's next window must start at the latest,
+    /// after the server's clock stepped back; until that window is done.
+    rewinds: Mutex<HashMap<SubscriptionId, NaiveDateTime>>,
 }
 
 /// Locks a mutex, recovering the data if a panicking task poisoned it (the
@@ -177,6 +188,8 @@ impl Scheduler {
             stale_warned: AtomicBool::new(false),
             last_safe_stop: Mutex::new(None),
             hold_named: Mutex::default(),
+            clock_watch: Mutex::default(),
+            rewinds: Mutex::default(),
         }
     }
 
@@ -195,25 +208,30 @@ impl Scheduler {
         // again from that stale row it would re-send the whole window. Such
         // a subscription waits for the next tick's fresh read.
         let busy = lock(&self.in_flight).clone();
+        let sent = Instant::now();
         let mut snapshot = self.ctx.db.snapshot().await?;
+        self.watch_clock(sent, &snapshot);
         self.forget_deleted(&snapshot.subscriptions);
         let now = snapshot.clock.local;
         let mut due: Vec<Job> = Vec::new();
         for row in &snapshot.subscriptions {
             let health = snapshot.health.remove(&row.id()).unwrap_or_default();
             if let Some(subscription) = self.admit(row, &health, now, &busy) {
-                let progress = snapshot.progress.remove(&subscription.id);
+                let mut progress = snapshot.progress.remove(&subscription.id);
+                let rewind = self.rewind(&subscription, progress.as_mut());
                 due.push(Job {
                     subscription,
                     progress,
                     health,
                     secrets: None,
+                    rewind,
                 });
             }
         }
         if due.is_empty() {
             return Ok(snapshot.phase);
         }
+        self.record_rewinds(&mut due).await;
         {
             // Subscriptions of one table go one after another, so that those
             // waiting for a turn start while others still hold the page they
@@ -296,6 +314,7 @@ impl Scheduler {
             if done.contains(&i) {
                 self.processed.fetch_add(1, Ordering::Relaxed);
                 lock(&self.notices).remove(&job.subscription.id);
+                self.rewound(&job);
             } else {
                 rest.push(job);
             }
@@ -581,6 +600,7 @@ impl Scheduler {
             }
             Outcome::Delivered { rows, .. } | Outcome::Superseded { rows, .. } => {
                 lock(&self.failed_last).remove(&id);
+                self.rewound(job);
                 // Idle windows of a healthy subscription write nothing.
                 if *rows > 0 || before.consecutive_failures > 0 {
                     before.after_success(now)
@@ -644,8 +664,76 @@ impl Scheduler {
         true
     }
 
+    /// Compares the server's clock, read in a query sent at `sent`, with
+    /// ours; after a step back, every subscription's next window starts
+    /// before it.
+    fn watch_clock(&self, sent: Instant, snapshot: &Snapshot) {
+        // SQLite's clock is read to the second: too coarse to compare, and
+        // it is this machine's own (the demo's).
+        if !matches!(self.ctx.db, Database::MySql { .. }) {
+            return;
+        }
+        let received = Instant::now();
+        let step = lock(&self.clock_watch).observe(sent, received, snapshot.now_exact);
+        let Some(step) = step else { return };
+        tracing::warn!(
+            back_by_ms = u64::try_from(step.back_by.as_millis()).unwrap_or(u64::MAX),
+            rewind_to = %step.rewind_to,
+            "The server's clock stepped back; every subscription reads again from before the step \
+             (rows written since may be sent twice, none is lost)."
+        );
+        let mut rewinds = lock(&self.rewinds);
+        for row in &snapshot.subscriptions {
+            let to = rewinds.entry(row.id()).or_insert(step.rewind_to);
+            *to = (*to).min(step.rewind_to);
+        }
+    }
+
+    /// Applies a pending rewind to a job's progress record, so that its
+    /// window (or the empty-window check) starts no later than the rewind,
+    /// and a partly delivered window is read again from its start. Without
+    /// a record that matches `DateTimeStart` there is nothing to rewind yet
+    /// (an operator's value is taken as it is); the next window does it.
+    fn rewind(&self, s: &Subscription, progress: Option<&mut Progress>) -> Option<NaiveDateTime> {
+        let to = *lock(&self.rewinds).get(&s.id)?;
+        let progress = progress.filter(|p| p.date_time_start == s.start_raw)?;
+        progress.watermark = progress.watermark.min(to);
+        progress.window = None;
+        Some(to)
+    }
+
+    /// Stores the progress records that [`Self::rewind`] moved back, so that
+    /// the rewind outlives a failed window and a restart; it is then done.
+    /// One that cannot be stored stays pending until its window is done.
+    async fn record_rewinds(&self, due: &mut [Job]) {
+        for job in due.iter_mut().filter(|job| job.rewind.is_some()) {
+            let (id, Some(progress)) = (job.subscription.id, &job.progress) else {
+                continue;
+            };
+            match self.ctx.db.save_progress(id, progress).await {
+                Ok(()) => {
+                    self.rewound(job);
+                    job.rewind = None;
+                }
+                Err(error) => tracing::warn!(subscription = %id, %error,
+                    "Cannot record the rewind after the clock step; it is kept until the window is done."),
+            }
+        }
+    }
+
+    /// A job's window ended delivered (or yielded to an operator): the
+    /// rewind it applied is done, unless a later step set another.
+    fn rewound(&self, job: &Job) {
+        let Some(to) = job.rewind else { return };
+        let mut rewinds = lock(&self.rewinds);
+        if rewinds.get(&job.subscription.id) == Some(&to) {
+            rewinds.remove(&job.subscription.id);
+        }
+    }
+
     fn forget_deleted(&self, rows: &[SubscriptionRow]) {
         let present: HashSet<SubscriptionId> = rows.iter().map(SubscriptionRow::id).collect();
+        lock(&self.rewinds).retain(|id, _| present.contains(id));
         lock(&self.notices).retain(|id, _| present.contains(id));
         lock(&self.failed_last).retain(|id| present.contains(id));
         lock(&self.secured).retain(|id| present.contains(id));

@@ -76,7 +76,11 @@ impl TestDb {
     }
 
     pub async fn mysql() -> Self {
-        let server = mysql_server();
+        Self::mysql_on(mysql_server()).await
+    }
+
+    /// A fresh database on the MariaDB server at `server`.
+    pub async fn mysql_on(server: String) -> Self {
         let name = unique_name("rowhook_test");
         let admin = admin(&server).await.expect("MariaDB is reachable");
         sqlx::query(&format!("CREATE DATABASE {name}"))

@@ -7,6 +7,7 @@
 
 mod binary;
 mod chaos;
+mod clock_step;
 mod delivery;
 mod destinations;
 mod encoding;
