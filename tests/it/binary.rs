@@ -255,7 +255,9 @@ async fn the_lookback_cut_is_logged_with_how_much_was_skipped() {
     })
     .await;
 
-    let (code, _, stderr) = run(Some(&db.url), &["run", "--once"]).await;
+    // A whole-second lag, so that the window ends a second before `old` was
+    // read, whatever the fraction of the second the run starts in.
+    let (code, _, stderr) = run(Some(&db.url), &["run", "--once", "--safety-lag", "1s"]).await;
 
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("rows_skipped=2"), "{stderr}");
