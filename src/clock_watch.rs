@@ -26,7 +26,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use chrono::NaiveDateTime;
+use chrono::{NaiveDateTime, Timelike};
 
 /// How far below the smallest recent offset a read must fall to count as a
 /// step. Latency cannot cause a false one; drift between two machines'
@@ -43,7 +43,7 @@ pub struct Step {
     /// How far back, at least.
     pub back_by: Duration,
     /// No row written since the step has a stamp before this (the server's
-    /// clock, UTC, a second early for the whole-second stamps).
+    /// clock, UTC, a whole second; a second early for the stamps' rounding).
     pub rewind_to: NaiveDateTime,
 }
 
@@ -75,9 +75,10 @@ impl ClockWatch {
             (Some(lowest), Some(&(oldest, _))) if lowest - offset > micros(STEP) => {
                 let since_oldest =
                     received.saturating_duration_since(oldest) + Duration::from_secs(1);
+                let rewind_to = server - chrono::Duration::from_std(since_oldest).ok()?;
                 Some(Step {
                     back_by: Duration::from_micros((lowest - offset).unsigned_abs()),
-                    rewind_to: server - chrono::Duration::from_std(since_oldest).ok()?,
+                    rewind_to: rewind_to.with_nanosecond(0)?,
                 })
             }
             _ => None,

@@ -210,7 +210,7 @@ impl Scheduler {
         let busy = lock(&self.in_flight).clone();
         let sent = Instant::now();
         let mut snapshot = self.ctx.db.snapshot().await?;
-        self.watch_clock(sent, &snapshot);
+        self.watch_clock(sent, &snapshot).await;
         self.forget_deleted(&snapshot.subscriptions);
         let now = snapshot.clock.local;
         let mut due: Vec<Job> = Vec::new();
@@ -666,8 +666,11 @@ impl Scheduler {
 
     /// Compares the server's clock, read in a query sent at `sent`, with
     /// ours; after a step back, every subscription's next window starts
-    /// before it.
-    fn watch_clock(&self, sent: Instant, snapshot: &Snapshot) {
+    /// before it. Kept here until that window starts (see
+    /// [`Self::record_rewinds`]); the progress records are also moved back
+    /// at once, so that the rewind outlives a restart before a subscription
+    /// is next due.
+    async fn watch_clock(&self, sent: Instant, snapshot: &Snapshot) {
         // SQLite's clock is read to the second: too coarse to compare, and
         // it is this machine's own (the demo's).
         if !matches!(self.ctx.db, Database::MySql { .. }) {
@@ -676,29 +679,42 @@ impl Scheduler {
         let received = Instant::now();
         let step = lock(&self.clock_watch).observe(sent, received, snapshot.now_exact);
         let Some(step) = step else { return };
+        {
+            let mut rewinds = lock(&self.rewinds);
+            for row in &snapshot.subscriptions {
+                let to = rewinds.entry(row.id()).or_insert(step.rewind_to);
+                *to = (*to).min(step.rewind_to);
+            }
+        }
+        let moved = self.ctx.db.rewind_progress(step.rewind_to).await;
         tracing::warn!(
             back_by_ms = u64::try_from(step.back_by.as_millis()).unwrap_or(u64::MAX),
             rewind_to = %step.rewind_to,
+            subscriptions = moved.as_ref().ok(),
             "The server's clock stepped back; every subscription reads again from before the step \
              (rows written since may be sent twice, none is lost)."
         );
-        let mut rewinds = lock(&self.rewinds);
-        for row in &snapshot.subscriptions {
-            let to = rewinds.entry(row.id()).or_insert(step.rewind_to);
-            *to = (*to).min(step.rewind_to);
+        if let Err(error) = moved {
+            tracing::warn!(%error, "Cannot move the progress records back; each moves as its next window starts.");
         }
     }
 
     /// Applies a pending rewind to a job's progress record, so that its
     /// window (or the empty-window check) starts no later than the rewind,
-    /// and a partly delivered window is read again from its start. Without
+    /// and a partly delivered window acknowledged past it is read again from
+    /// its start (as [`Database::rewind_progress`] does in SQL). Without
     /// a record that matches `DateTimeStart` there is nothing to rewind yet
     /// (an operator's value is taken as it is); the next window does it.
     fn rewind(&self, s: &Subscription, progress: Option<&mut Progress>) -> Option<NaiveDateTime> {
         let to = *lock(&self.rewinds).get(&s.id)?;
         let progress = progress.filter(|p| p.date_time_start == s.start_raw)?;
-        progress.watermark = progress.watermark.min(to);
-        progress.window = None;
+        let past = progress
+            .window
+            .is_some_and(|(_, cursor)| cursor.stamp >= to);
+        if progress.watermark > to || past {
+            progress.watermark = progress.watermark.min(to);
+            progress.window = None;
+        }
         Some(to)
     }
 

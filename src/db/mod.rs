@@ -454,6 +454,32 @@ impl Database {
         Ok(done == 1)
     }
 
+    /// After the server's clock stepped back: every progress record at or
+    /// after `to` moves back to `to`, and a partly delivered window whose
+    /// last acknowledged batch is at or after it is dropped (read again from
+    /// its start). Returns how many records moved.
+    pub async fn rewind_progress(&self, to: NaiveDateTime) -> Result<u64, DbError> {
+        let min = match self {
+            Self::MySql { .. } => "LEAST",
+            Self::Sqlite(_) => "MIN",
+        };
+        let sql = format!(
+            "UPDATE rowhook_progress SET watermark = {min}(watermark, ?), window_stop = NULL, \
+             cursor_stamp = NULL, cursor_key = NULL WHERE watermark > ? OR cursor_stamp >= ?"
+        );
+        let to = format_time(to);
+        let moved = with_pool!(self, pool => {
+            sqlx::query(&sql)
+                .bind(&to)
+                .bind(&to)
+                .bind(&to)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(moved)
+    }
+
     /// Records rowhook's position for `id` (`rowhook_progress`).
     pub async fn save_progress(&self, id: SubscriptionId, p: &Progress) -> Result<(), DbError> {
         let (stop, stamp, key) = match p.window {

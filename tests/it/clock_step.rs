@@ -13,11 +13,15 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use chrono::NaiveDateTime;
 use rowhook::config::Settings;
+use rowhook::db::Progress;
 use rowhook::receiver::Receiver;
+use rowhook::subscription::SubscriptionId;
+use rowhook::window::Cursor;
 use tokio::process::{Child, Command};
 
-use crate::helpers::{eventually, keys, settings, Daemon, Sub, TestDb, PATIENCE};
+use crate::helpers::{eventually, keys, settings, Daemon, Sub, TestDb, BOTH, PATIENCE};
 
 /// A private MariaDB whose clock follows an offset file.
 struct SteppedServer {
@@ -179,4 +183,66 @@ async fn a_row_written_just_after_a_small_clock_step_back_is_sent() {
     daemon.stop().await;
     db.drop().await;
     assert!(sent, "the row written after the step was never sent");
+}
+
+/// After a step, the progress records move back in one statement, so that
+/// the rewind holds for a subscription not due for a while and across a
+/// restart: a position past the rewind moves to it, a partly delivered
+/// window acknowledged past it is dropped, and one still before it stays.
+#[tokio::test]
+async fn rewinding_progress_moves_back_only_what_is_past_the_rewind() {
+    let at = |s: &str| NaiveDateTime::parse_from_str(s, rowhook::DATETIME_FORMAT).unwrap();
+    for backend in BOTH {
+        let db = TestDb::new(backend).await;
+        let record = |watermark: &str, window: Option<(&str, &str)>| Progress {
+            date_time_start: "2026-12-01 10:00:00".into(),
+            watermark: at(watermark),
+            window: window.map(|(stop, cursor)| {
+                (
+                    at(stop),
+                    Cursor {
+                        stamp: at(cursor),
+                        key: 7,
+                    },
+                )
+            }),
+        };
+        let past = record("2026-12-01 10:00:05", None);
+        let acknowledged_past = record(
+            "2026-12-01 10:00:01",
+            Some(("2026-12-01 10:00:09", "2026-12-01 10:00:04")),
+        );
+        let before = record(
+            "2026-12-01 10:00:01",
+            Some(("2026-12-01 10:00:09", "2026-12-01 10:00:02")),
+        );
+        let mut ids = Vec::new();
+        for progress in [&past, &acknowledged_past, &before] {
+            let id = SubscriptionId(db.subscribe(Sub::new("http://127.0.0.1:9/")).await);
+            db.db.save_progress(id, progress).await.unwrap();
+            ids.push(id);
+        }
+
+        let moved = db
+            .db
+            .rewind_progress(at("2026-12-01 10:00:03"))
+            .await
+            .unwrap();
+
+        let snapshot = db.db.snapshot().await.unwrap();
+        let stored = |i: usize| snapshot.progress.get(&ids[i]).cloned();
+        assert_eq!(moved, 2, "{backend:?}");
+        assert_eq!(
+            stored(0),
+            Some(record("2026-12-01 10:00:03", None)),
+            "{backend:?}"
+        );
+        assert_eq!(
+            stored(1),
+            Some(record("2026-12-01 10:00:01", None)),
+            "{backend:?}"
+        );
+        assert_eq!(stored(2), Some(before), "{backend:?}");
+        db.drop().await;
+    }
 }
