@@ -222,7 +222,7 @@ pub struct AgentArgs {
     #[arg(long, env = "ROWHOOK_REQUEST_TIMEOUT", default_value = "30s", value_parser = config::parse_duration)]
     pub request_timeout: Duration,
     /// A window ends at least this far behind the server's clock.
-    #[arg(long, env = "ROWHOOK_SAFETY_LAG", default_value = "150ms", value_parser = config::parse_duration)]
+    #[arg(long, env = "ROWHOOK_SAFETY_LAG", default_value = "100ms", value_parser = config::parse_duration)]
     pub safety_lag: Duration,
     /// The lag used when open transactions cannot be seen (no PROCESS grant).
     #[arg(long, env = "ROWHOOK_FALLBACK_LAG", default_value = "5s", value_parser = config::parse_duration)]

@@ -60,7 +60,7 @@ impl Default for Settings {
             request_timeout: Duration::from_secs(30),
             concurrency: 16,
             tick: Duration::from_secs(1),
-            safety_lag: Duration::from_millis(150),
+            safety_lag: Duration::from_millis(100),
             fallback_lag: Duration::from_secs(5),
             retry: RetryPolicy::default(),
             delivery_log_retention: Some(Duration::from_secs(30 * 86_400)),
