@@ -690,7 +690,7 @@ impl Scheduler {
         tracing::warn!(
             back_by_ms = u64::try_from(step.back_by.as_millis()).unwrap_or(u64::MAX),
             rewind_to = %step.rewind_to,
-            subscriptions = moved.as_ref().ok(),
+            records_moved = moved.as_ref().ok(),
             "The server's clock stepped back; every subscription reads again from before the step \
              (rows written since may be sent twice, none is lost)."
         );
@@ -703,11 +703,15 @@ impl Scheduler {
     /// window (or the empty-window check) starts no later than the rewind,
     /// and a partly delivered window acknowledged past it is read again from
     /// its start (as [`Database::rewind_progress`] does in SQL). Without
-    /// a record that matches `DateTimeStart` there is nothing to rewind yet
-    /// (an operator's value is taken as it is); the next window does it.
+    /// a record that matches `DateTimeStart` (a new subscription, or an
+    /// operator's edit) the window starts at `DateTimeStart` as it is set,
+    /// and the rewind is dropped.
     fn rewind(&self, s: &Subscription, progress: Option<&mut Progress>) -> Option<NaiveDateTime> {
         let to = *lock(&self.rewinds).get(&s.id)?;
-        let progress = progress.filter(|p| p.date_time_start == s.start_raw)?;
+        let Some(progress) = progress.filter(|p| p.date_time_start == s.start_raw) else {
+            lock(&self.rewinds).remove(&s.id);
+            return None;
+        };
         let past = progress
             .window
             .is_some_and(|(_, cursor)| cursor.stamp >= to);
