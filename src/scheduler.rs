@@ -166,6 +166,19 @@ struct Scheduler {
     rewinds: Mutex<HashMap<SubscriptionId, NaiveDateTime>>,
 }
 
+/// Moves a progress record back to `to` after a clock step, as
+/// [`Database::rewind_progress`] does in SQL: a position past it moves to it,
+/// and a partly delivered window acknowledged past it is dropped.
+fn rewind_record(progress: &mut Progress, to: NaiveDateTime) {
+    let past = progress
+        .window
+        .is_some_and(|(_, cursor)| cursor.stamp >= to);
+    if progress.watermark > to || past {
+        progress.watermark = progress.watermark.min(to);
+        progress.window = None;
+    }
+}
+
 /// Locks a mutex, recovering the data if a panicking task poisoned it (the
 /// sets it guards stay meaningful either way).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -210,7 +223,7 @@ impl Scheduler {
         let busy = lock(&self.in_flight).clone();
         let sent = Instant::now();
         let mut snapshot = self.ctx.db.snapshot().await?;
-        self.watch_clock(sent, &snapshot).await;
+        self.watch_clock(sent, &mut snapshot, &busy).await;
         self.forget_deleted(&snapshot.subscriptions);
         let now = snapshot.clock.local;
         let mut due: Vec<Job> = Vec::new();
@@ -665,12 +678,19 @@ impl Scheduler {
     }
 
     /// Compares the server's clock, read in a query sent at `sent`, with
-    /// ours; after a step back, every subscription's next window starts
-    /// before it. Kept here until that window starts (see
-    /// [`Self::record_rewinds`]); the progress records are also moved back
-    /// at once, so that the rewind outlives a restart before a subscription
-    /// is next due.
-    async fn watch_clock(&self, sent: Instant, snapshot: &Snapshot) {
+    /// ours. After a step back, one statement moves every progress record
+    /// back before it (so the rewind outlives a restart, and holds for a
+    /// subscription not due for an hour), and the snapshot's copies with
+    /// them. A window in flight (`busy`, or started since) writes its own
+    /// record when it ends, so its rewind is also kept here until its next
+    /// window starts ([`Self::rewind`]); so is every one, if the statement
+    /// failed.
+    async fn watch_clock(
+        &self,
+        sent: Instant,
+        snapshot: &mut Snapshot,
+        busy: &HashSet<SubscriptionId>,
+    ) {
         // SQLite's clock is read to the second: too coarse to compare, and
         // it is this machine's own (the demo's).
         if !matches!(self.ctx.db, Database::MySql { .. }) {
@@ -679,46 +699,45 @@ impl Scheduler {
         let received = Instant::now();
         let step = lock(&self.clock_watch).observe(sent, received, snapshot.now_exact);
         let Some(step) = step else { return };
-        {
-            let mut rewinds = lock(&self.rewinds);
-            for row in &snapshot.subscriptions {
-                let to = rewinds.entry(row.id()).or_insert(step.rewind_to);
-                *to = (*to).min(step.rewind_to);
-            }
-        }
-        let moved = self.ctx.db.rewind_progress(step.rewind_to).await;
+        let to = step.rewind_to;
+        let moved = self.ctx.db.rewind_progress(to).await;
         tracing::warn!(
             back_by_ms = u64::try_from(step.back_by.as_millis()).unwrap_or(u64::MAX),
-            rewind_to = %step.rewind_to,
+            rewind_to = %to,
             records_moved = moved.as_ref().ok(),
             "The server's clock stepped back; every subscription reads again from before the step \
              (rows written since may be sent twice, none is lost)."
         );
-        if let Err(error) = moved {
+        if let Err(error) = &moved {
             tracing::warn!(%error, "Cannot move the progress records back; each moves as its next window starts.");
+        } else {
+            for progress in snapshot.progress.values_mut() {
+                rewind_record(progress, to);
+            }
+        }
+        let in_flight = lock(&self.in_flight).clone();
+        let mut rewinds = lock(&self.rewinds);
+        for row in &snapshot.subscriptions {
+            let id = row.id();
+            if moved.is_err() || busy.contains(&id) || in_flight.contains(&id) {
+                let pending = rewinds.entry(id).or_insert(to);
+                *pending = (*pending).min(to);
+            }
         }
     }
 
     /// Applies a pending rewind to a job's progress record, so that its
-    /// window (or the empty-window check) starts no later than the rewind,
-    /// and a partly delivered window acknowledged past it is read again from
-    /// its start (as [`Database::rewind_progress`] does in SQL). Without
-    /// a record that matches `DateTimeStart` (a new subscription, or an
-    /// operator's edit) the window starts at `DateTimeStart` as it is set,
-    /// and the rewind is dropped.
+    /// window (or the empty-window check) starts no later than the rewind
+    /// ([`rewind_record`]). Without a record that matches `DateTimeStart`
+    /// (a new subscription, or an operator's edit) the window starts at
+    /// `DateTimeStart` as it is set, and the rewind is dropped.
     fn rewind(&self, s: &Subscription, progress: Option<&mut Progress>) -> Option<NaiveDateTime> {
         let to = *lock(&self.rewinds).get(&s.id)?;
         let Some(progress) = progress.filter(|p| p.date_time_start == s.start_raw) else {
             lock(&self.rewinds).remove(&s.id);
             return None;
         };
-        let past = progress
-            .window
-            .is_some_and(|(_, cursor)| cursor.stamp >= to);
-        if progress.watermark > to || past {
-            progress.watermark = progress.watermark.min(to);
-            progress.window = None;
-        }
+        rewind_record(progress, to);
         Some(to)
     }
 

@@ -11,6 +11,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
@@ -34,7 +35,9 @@ struct SteppedServer {
 impl SteppedServer {
     async fn start() -> Self {
         let library = faketime_library();
-        let dir = std::env::temp_dir().join(format!("rowhook-faketime-{}", std::process::id()));
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("rowhook-faketime-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("offset"), "+0\n").unwrap();
@@ -126,22 +129,38 @@ fn faketime_library() -> PathBuf {
         .expect("libfaketime is installed (apt-get install faketime; .ci/run does)")
 }
 
-/// With the default safety lag (1 s) and ticks a second apart, the clock
-/// steps back 1.5 s just after a window ended and a row is written at once:
-/// its stamp is below `DateTimeStart`, and at the next tick the clock is
-/// past `DateTimeStart` again. The row must still be sent.
+/// Ticks a second apart, `PollingSeconds` 1: the clock steps back 1.5 s
+/// just after a window ended and a row is written at once. Its stamp is
+/// below `DateTimeStart`; the subscription is next due when the clock has
+/// passed `DateTimeStart` again, so the stamps never show the step. The
+/// row must still be sent (here the progress record moved back in the
+/// database is what carries the rewind).
 #[tokio::test]
 async fn a_row_written_just_after_a_small_clock_step_back_is_sent() {
+    row_written_after_a_step_is_sent(Duration::from_millis(1500), Duration::from_secs(1), 1).await;
+}
+
+/// Ticks two seconds apart, `PollingSeconds` 0: the subscription is due at
+/// the very tick that notices a 600 ms step, and its window there already
+/// ends a second past the row's stamp. The tick's own copy of the progress
+/// record must be moved back too, or that window passes the row.
+#[tokio::test]
+async fn a_window_due_at_the_tick_that_notices_a_step_reads_from_before_it() {
+    row_written_after_a_step_is_sent(Duration::from_millis(600), Duration::from_secs(2), 0).await;
+}
+
+async fn row_written_after_a_step_is_sent(step: Duration, tick: Duration, polling: i64) {
     let mut server = SteppedServer::start().await;
     let db = TestDb::mysql_on(server.url()).await;
     let rx = Receiver::start().await.unwrap();
     let url = rx.url("/");
-    let id = db.subscribe(Sub::new(&url)).await;
-    let settings = Settings {
-        tick: Duration::from_secs(1),
-        ..settings()
-    };
-    let daemon = Daemon::start(&db, settings);
+    let id = db
+        .subscribe(Sub {
+            polling,
+            ..Sub::new(&url)
+        })
+        .await;
+    let daemon = Daemon::start(&db, Settings { tick, ..settings() });
 
     // A few ticks first, so the daemon knows the clock's offset.
     let first = db.watermark(id).await;
@@ -151,7 +170,7 @@ async fn a_row_written_just_after_a_small_clock_step_back_is_sent() {
         // Just after a window ends, step back and write.
         let before = db.watermark(id).await;
         assert!(eventually(|| async { db.watermark(id).await != before }).await);
-        server.step_back(Duration::from_millis(1500));
+        server.step_back(step);
         db.exec(
             "INSERT INTO appointment (PatNum, Note) VALUES (1, 'after the step')",
             &[],
