@@ -208,17 +208,25 @@ async fn a_window_closes_only_from_the_value_it_read() {
             watermark: at(s),
             window: None,
         };
-        let recorded = || async { db.db.snapshot().await.unwrap().progress.get(&sub).cloned() };
+        // Ends a window read at `read`; what it returned, then
+        // `DateTimeStart` and the progress record as stored.
+        let close = async |read: &str, done: &Progress| {
+            let closed = db.db.close_window(sub, read, done).await.unwrap();
+            let snapshot = db.db.snapshot().await.unwrap();
+            (
+                closed,
+                db.watermark(id).await,
+                snapshot.progress.get(&sub).cloned(),
+            )
+        };
 
         // No progress record yet.
         let first = done("2024-01-01 10:00:05");
-        assert!(db
-            .db
-            .close_window(sub, "2024-01-01 10:00:00", &first)
-            .await
-            .unwrap());
-        assert_eq!(db.watermark(id).await, "2024-01-01 10:00:05", "{backend:?}");
-        assert_eq!(recorded().await, Some(first.clone()), "{backend:?}");
+        assert_eq!(
+            close("2024-01-01 10:00:00", &first).await,
+            (true, "2024-01-01 10:00:05".into(), Some(first.clone())),
+            "{backend:?}"
+        );
 
         // A record with a window partly delivered: the end clears it.
         let partly = Progress {
@@ -233,13 +241,11 @@ async fn a_window_closes_only_from_the_value_it_read() {
         };
         db.db.save_progress(sub, &partly).await.unwrap();
         let second = done("2024-01-01 10:00:09");
-        assert!(db
-            .db
-            .close_window(sub, "2024-01-01 10:00:05", &second)
-            .await
-            .unwrap());
-        assert_eq!(db.watermark(id).await, "2024-01-01 10:00:09", "{backend:?}");
-        assert_eq!(recorded().await, Some(second.clone()), "{backend:?}");
+        assert_eq!(
+            close("2024-01-01 10:00:05", &second).await,
+            (true, "2024-01-01 10:00:09".into(), Some(second.clone())),
+            "{backend:?}"
+        );
 
         // An operator's edit: the window's end changes nothing.
         let operator = "2020-02-02 02:02:02";
@@ -248,14 +254,11 @@ async fn a_window_closes_only_from_the_value_it_read() {
             &[operator, &id.to_string()],
         )
         .await;
-        let third = done("2024-01-01 10:00:12");
-        assert!(!db
-            .db
-            .close_window(sub, "2024-01-01 10:00:09", &third)
-            .await
-            .unwrap());
-        assert_eq!(db.watermark(id).await, operator, "{backend:?}");
-        assert_eq!(recorded().await, Some(second), "{backend:?}");
+        assert_eq!(
+            close("2024-01-01 10:00:09", &done("2024-01-01 10:00:12")).await,
+            (false, operator.into(), Some(second)),
+            "{backend:?}"
+        );
         db.drop().await;
     }
 }
