@@ -161,8 +161,9 @@ struct Scheduler {
     hold_named: Mutex<Option<NaiveDateTime>>,
     /// The server's clock against ours, to notice a step back.
     clock_watch: Mutex<ClockWatch>,
-    /// Where each subscription's next window must start at the latest,
-    /// after the server's clock stepped back; until that window is done.
+    /// Where a subscription's next window must start at the latest, after
+    /// the server's clock stepped back, for those whose record the step's
+    /// `UPDATE` could not settle (a window in flight, or a failed update).
     rewinds: Mutex<HashMap<SubscriptionId, NaiveDateTime>>,
 }
 
