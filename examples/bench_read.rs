@@ -40,6 +40,80 @@ fn row_bytes(row: &MySqlRow, columns: usize) -> u64 {
         .sum()
 }
 
+/// A page statement as rowhook writes it: the window, the keyset clause
+/// after the first page, `extra`, then the order and the limit.
+fn statement(after: bool, extra: &str, order: &str) -> String {
+    format!(
+        "SELECT *, CAST(DateTStamp AS CHAR), AptNum {WINDOW} {}{extra} ORDER BY {order} LIMIT ?",
+        if after { AFTER } else { "" }
+    )
+}
+
+type Query<'q> = sqlx::query::Query<'q, sqlx::MySql, sqlx::mysql::MySqlArguments>;
+
+/// Binds the window and, after the first page, the cursor; as rowhook
+/// does, the window then starts at the cursor's stamp.
+fn bind<'q>(
+    query: Query<'q>,
+    from: &'q str,
+    to: &'q str,
+    cursor: &'q Option<(String, i64)>,
+) -> Query<'q> {
+    match cursor {
+        Some((stamp, key)) => query
+            .bind(stamp.as_str())
+            .bind(to)
+            .bind(stamp.as_str())
+            .bind(*key),
+        None => query.bind(from).bind(to),
+    }
+}
+
+/// (stamp, key, bytes of the row's values).
+fn stamped(row: &MySqlRow) -> Result<(String, i64, u64), sqlx::Error> {
+    let n = row.len() - 2;
+    Ok((row.try_get(n)?, row.try_get(n + 1)?, row_bytes(row, n)))
+}
+
+/// rowhook's page where the stamp index does not carry the key (MyISAM):
+/// the first PAGE + 1 rows in stamp order, which leaves the index to order
+/// them; the rows before the last stamp are whole; the last stamp's rows are
+/// read again in key order, as many as the page still needs.
+async fn in_stamp_order(
+    conn: &mut MySqlConnection,
+    from: &str,
+    to: &str,
+    cursor: &Option<(String, i64)>,
+) -> Result<(Vec<(String, i64, u64)>, u64), sqlx::Error> {
+    let sql = statement(cursor.is_some(), "", "DateTStamp");
+    let rows = bind(sqlx::query(&sql), from, to, cursor)
+        .bind(PAGE + 1)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut page = rows.iter().map(stamped).collect::<Result<Vec<_>, _>>()?;
+    if (page.len() as i64) <= PAGE {
+        page.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        return Ok((page, 1));
+    }
+    let last = page
+        .iter()
+        .map(|(s, _, _)| s.clone())
+        .max()
+        .unwrap_or_default();
+    page.retain(|(s, _, _)| *s < last);
+    page.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    let sql = statement(cursor.is_some(), " AND DateTStamp = ?", "AptNum");
+    let rest = bind(sqlx::query(&sql), from, to, cursor)
+        .bind(&last)
+        .bind(PAGE - page.len() as i64)
+        .fetch_all(&mut *conn)
+        .await?;
+    for row in &rest {
+        page.push(stamped(row)?);
+    }
+    Ok((page, 2))
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -64,57 +138,34 @@ async fn main() -> Result<(), Box<dyn Error>> {
             queries = 1;
         }
         "pages" => {
-            let first = format!(
-                "SELECT *, CAST(DateTStamp AS CHAR), AptNum {WINDOW} \
-                 ORDER BY DateTStamp, AptNum LIMIT ?"
-            );
-            let walk = format!(
-                "SELECT CAST(DateTStamp AS CHAR) {WINDOW} {AFTER} \
-                 ORDER BY DateTStamp LIMIT 1 OFFSET ?"
-            );
-            let next = |bounded: bool| {
-                format!(
-                    "SELECT *, CAST(DateTStamp AS CHAR), AptNum {WINDOW} {AFTER}{} \
-                     ORDER BY DateTStamp, AptNum LIMIT ?",
-                    if bounded { " AND DateTStamp <= ?" } else { "" }
-                )
-            };
-            let (bounded, unbounded) = (next(true), next(false));
+            let engine: Option<String> = sqlx::query_scalar(
+                "SELECT CAST(ENGINE AS CHAR) FROM information_schema.TABLES \
+                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'appointment'",
+            )
+            .fetch_one(&mut conn)
+            .await?;
+            let index_holds_key = engine.is_some_and(|e| e.eq_ignore_ascii_case("innodb"));
             let mut cursor: Option<(String, i64)> = None;
             loop {
-                let page = match &cursor {
-                    None => sqlx::query(&first).bind(from).bind(to).bind(PAGE),
-                    // The keyset clause, and the window starting at the
-                    // cursor's stamp, as rowhook writes it.
-                    Some((stamp, key)) => {
-                        let bound: Option<String> = sqlx::query_scalar(&walk)
-                            .bind(stamp)
-                            .bind(to)
-                            .bind(stamp)
-                            .bind(key)
-                            .bind(PAGE - 1)
-                            .fetch_optional(&mut conn)
-                            .await?;
-                        queries += 1;
-                        let sql = if bound.is_some() {
-                            &bounded
-                        } else {
-                            &unbounded
-                        };
-                        let page = sqlx::query(sql).bind(stamp).bind(to).bind(stamp).bind(key);
-                        match bound {
-                            Some(bound) => page.bind(bound).bind(PAGE),
-                            None => page.bind(PAGE),
-                        }
-                    }
+                let page = if index_holds_key {
+                    let sql = statement(cursor.is_some(), "", "DateTStamp, AptNum");
+                    let page = bind(sqlx::query(&sql), from, to, &cursor)
+                        .bind(PAGE)
+                        .fetch_all(&mut conn)
+                        .await?;
+                    queries += 1;
+                    page.iter().map(stamped).collect::<Result<Vec<_>, _>>()?
+                } else {
+                    let (page, statements) = in_stamp_order(&mut conn, from, to, &cursor).await?;
+                    queries += statements;
+                    page
                 };
-                let page = page.fetch_all(&mut conn).await?;
-                queries += 1;
-                let Some(last) = page.last() else { break };
-                let n = last.len() - 2;
-                cursor = Some((last.try_get(n)?, last.try_get(n + 1)?));
+                let Some((stamp, key, _)) = page.last() else {
+                    break;
+                };
+                cursor = Some((stamp.clone(), *key));
                 rows += page.len() as u64;
-                bytes += page.iter().map(|row| row_bytes(row, n)).sum::<u64>();
+                bytes += page.iter().map(|(_, _, b)| b).sum::<u64>();
                 if (page.len() as i64) < PAGE {
                     break;
                 }

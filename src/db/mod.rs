@@ -187,6 +187,19 @@ pub struct WatchedTable {
     /// Whether an index starts with the change column (`rowhook check` warns
     /// when not: every poll would scan the table).
     pub change_column_indexed: bool,
+    /// How a page is read in (stamp, key) order.
+    pub page_read: PageRead,
+}
+
+/// How a page is read in (stamp, key) order; see `db/mysql/page.rs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageRead {
+    /// An index is in (stamp, key) order (InnoDB appends the key to an index
+    /// on the stamp), or the backend plans the order itself (SQLite): one
+    /// `ORDER BY stamp, key`.
+    OneStatement,
+    /// No index is (MyISAM): by stamp, then the last stamp's rows by key.
+    StampThenKey,
 }
 
 /// One page of rows, already rendered as JSON objects (each row's bytes)
@@ -207,6 +220,11 @@ impl Page {
 
     pub fn last(&self) -> Option<Cursor> {
         self.keys.last().copied()
+    }
+
+    /// How many rows; at most a page's limit, which is a `u32`.
+    fn len(&self) -> u32 {
+        u32::try_from(self.keys.len()).unwrap_or(u32::MAX)
     }
 }
 

@@ -14,19 +14,22 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
-use serde_json::Value;
-use sqlx::mysql::{MySqlPool, MySqlRow};
+use sqlx::mysql::MySqlPool;
 use sqlx::Row;
+
+mod page;
+
+pub(super) use page::fetch_page;
 
 use super::operator::health_from;
 use super::{
-    choose_change_column, encode, format_time, order_and_limit, page_binds, parse_server_time,
-    progress_from, quote, window_from, Clock, Column, ColumnKind, DbError, OpenWrites, Page,
-    Progress, Snapshot, WatchedTable,
+    choose_change_column, encode, format_time, page_binds, parse_server_time, progress_from,
+    window_from, Clock, Column, ColumnKind, DbError, OpenWrites, PageRead, Progress, Snapshot,
+    WatchedTable,
 };
 use crate::subscription::{SubscriptionId, SubscriptionRow};
 use crate::watch_table::WatchTarget;
-use crate::window::{Cursor, Window};
+use crate::window::Window;
 
 /// The zone Open Dental's datetimes are in: `configured`, or the server's
 /// `@@global.time_zone`. Checked to be one the server can convert.
@@ -364,7 +367,7 @@ pub(super) async fn resolve(
     pool: &MySqlPool,
     target: &WatchTarget,
 ) -> Result<WatchedTable, DbError> {
-    let table = find_table(pool, target.table.as_str()).await?;
+    let (table, engine) = find_table(pool, target.table.as_str()).await?;
     let described = sqlx::query(
         "SELECT CAST(COLUMN_NAME AS CHAR), CAST(DATA_TYPE AS CHAR), CAST(COLUMN_TYPE AS CHAR), \
                 CAST(COLUMN_KEY AS CHAR) \
@@ -396,7 +399,14 @@ pub(super) async fn resolve(
         _ => return Err(DbError::NoIntegerKey(table)),
     };
     let change_column = choose_change_column(&table, target, &columns)?;
-    let change_column_indexed = is_indexed(pool, &table, &change_column).await?;
+    let (change_column_indexed, page_read) = stamp_index(
+        pool,
+        &table,
+        &change_column,
+        &key_column,
+        engine.is_some_and(|e| e.eq_ignore_ascii_case("InnoDB")),
+    )
+    .await?;
     Ok(WatchedTable {
         watch_name: target.name.clone(),
         table,
@@ -405,20 +415,21 @@ pub(super) async fn resolve(
         filter: target.filter,
         columns,
         change_column_indexed,
+        page_read,
     })
 }
 
-/// The schema's spelling of `name`: an exact match, else the only
-/// case-insensitive one.
-async fn find_table(pool: &MySqlPool, name: &str) -> Result<String, DbError> {
-    let found: Vec<String> = sqlx::query_scalar(
-        "SELECT CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES \
+/// The schema's spelling of `name` (an exact match, else the only
+/// case-insensitive one) and its engine (none for a view).
+async fn find_table(pool: &MySqlPool, name: &str) -> Result<(String, Option<String>), DbError> {
+    let found: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT CAST(TABLE_NAME AS CHAR), CAST(ENGINE AS CHAR) FROM information_schema.TABLES \
          WHERE TABLE_SCHEMA = DATABASE() AND LOWER(TABLE_NAME) = LOWER(?)",
     )
     .bind(name)
     .fetch_all(pool)
     .await?;
-    if let Some(exact) = found.iter().find(|t| *t == name) {
+    if let Some(exact) = found.iter().find(|(t, _)| t == name) {
         return Ok(exact.clone());
     }
     match found.as_slice() {
@@ -427,19 +438,52 @@ async fn find_table(pool: &MySqlPool, name: &str) -> Result<String, DbError> {
     }
 }
 
-async fn is_indexed(pool: &MySqlPool, table: &str, column: &str) -> Result<bool, DbError> {
-    let count: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM information_schema.STATISTICS \
-         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ? AND SEQ_IN_INDEX = 1",
+/// Whether an index starts with the stamp, and how a page is read: in one
+/// statement when an index is in (stamp, key) order — its second column is
+/// the key, or it has none and the table is InnoDB, whose indexes end with
+/// the primary key.
+async fn stamp_index(
+    pool: &MySqlPool,
+    table: &str,
+    stamp: &str,
+    key: &str,
+    innodb: bool,
+) -> Result<(bool, PageRead), DbError> {
+    let listed: Vec<(String, String)> = sqlx::query_as(
+        "SELECT CAST(INDEX_NAME AS CHAR), CAST(COLUMN_NAME AS CHAR) \
+         FROM information_schema.STATISTICS \
+         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY INDEX_NAME, SEQ_IN_INDEX",
     )
     .bind(table)
-    .bind(column)
-    .fetch_one(pool)
+    .fetch_all(pool)
     .await?;
-    Ok(count > 0)
+    let mut indexes: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (index, column) in &listed {
+        match indexes.last_mut() {
+            Some((name, columns)) if name == index => columns.push(column),
+            _ => indexes.push((index, vec![column])),
+        }
+    }
+    let is =
+        |column: Option<&&str>, name: &str| column.is_some_and(|c| c.eq_ignore_ascii_case(name));
+    let on_stamp = || {
+        indexes
+            .iter()
+            .filter(|(_, columns)| is(columns.first(), stamp))
+    };
+    let ordered = on_stamp().any(|(_, columns)| match columns.get(1) {
+        Some(_) => is(columns.get(1), key),
+        None => innodb,
+    });
+    let read = if ordered {
+        PageRead::OneStatement
+    } else {
+        PageRead::StampThenKey
+    };
+    Ok((on_stamp().next().is_some(), read))
 }
 
-/// Column types whose values arrive as [`decode`] reads them: integers as
+/// Column types whose values arrive as the page reader decodes them: integers as
 /// integers, character strings as text.
 const PLAIN_TYPES: [&str; 11] = [
     "tinyint",
@@ -454,141 +498,6 @@ const PLAIN_TYPES: [&str; 11] = [
     "mediumtext",
     "longtext",
 ];
-
-/// The select expression for a column: as it is when its type already
-/// arrives in a shape [`decode`] expects, else a cast to one. `TIMESTAMP`s
-/// are shown in Open Dental's zone.
-fn select_expr(column: &Column, zone: &str) -> String {
-    let q = quote(&column.name, '`');
-    if column.plain {
-        return q;
-    }
-    match column.kind {
-        ColumnKind::Int => format!("CAST({q} AS SIGNED)"),
-        ColumnKind::UInt => format!("CAST({q} AS UNSIGNED)"),
-        ColumnKind::Bytes => q,
-        ColumnKind::DateTime if column.zoned => {
-            format!(
-                "CAST(COALESCE(CONVERT_TZ({q}, '+00:00', {}), {q}) AS CHAR)",
-                zone_literal(zone)
-            )
-        }
-        // TIME, ENUM, SET and JSON included: text is the one shape they share.
-        ColumnKind::Text
-        | ColumnKind::Number
-        | ColumnKind::Year
-        | ColumnKind::Date
-        | ColumnKind::DateTime => format!("CAST({q} AS CHAR)"),
-    }
-}
-
-pub(super) async fn fetch_page(
-    pool: &MySqlPool,
-    zone: &str,
-    table: &WatchedTable,
-    window: Window,
-    after: Option<Cursor>,
-    limit: u32,
-) -> Result<Page, DbError> {
-    let mut sql = String::from("SELECT ");
-    for column in &table.columns {
-        sql.push_str(&select_expr(column, zone));
-        sql.push_str(", ");
-    }
-    sql.push_str(&format!(
-        "CAST({} AS CHAR), CAST({} AS SIGNED)",
-        quote(&table.change_column, '`'),
-        quote(&table.key_column, '`')
-    ));
-    sql.push_str(&window_from(table, after, '`'));
-    let bound = match after {
-        Some(_) => page_bound(pool, table, window, after, limit).await?,
-        None => None,
-    };
-    if bound.is_some() {
-        sql.push_str(&format!(" AND {} <= ?", quote(&table.change_column, '`')));
-    }
-    sql.push_str(&order_and_limit(table, '`'));
-    let (from, stop, cursor) = page_binds(window, after);
-    let mut query = sqlx::query(&sql).bind(from).bind(stop);
-    if let Some((stamp, key)) = cursor {
-        query = query.bind(stamp).bind(key);
-    }
-    if let Some(bound) = bound {
-        query = query.bind(bound);
-    }
-    let rows = query.bind(limit).fetch_all(pool).await?;
-    let mut page = Page::default();
-    for row in &rows {
-        let (object, at) = decode(table, row)?;
-        page.push(object, at);
-    }
-    Ok(page)
-}
-
-/// The stamp of the `limit`-th row after the cursor, if there are that
-/// many: the page then needs no row stamped later.
-///
-/// On MyISAM (most of Open Dental's tables) an index on the stamp does not
-/// hold the primary key, so `ORDER BY stamp, key LIMIT n` sorts every row
-/// left in the window — on a backfill, every page sorts the rest of it. This
-/// walk reads the stamp index in order and stops after `limit` rows, and
-/// the bound it returns leaves the sort only the page's own rows (and any
-/// that share its last second). The result is the same page either way.
-async fn page_bound(
-    pool: &MySqlPool,
-    table: &WatchedTable,
-    window: Window,
-    after: Option<Cursor>,
-    limit: u32,
-) -> Result<Option<String>, DbError> {
-    let stamp = quote(&table.change_column, '`');
-    let sql = format!(
-        "SELECT CAST({stamp} AS CHAR){} ORDER BY {stamp} LIMIT 1 OFFSET ?",
-        window_from(table, after, '`')
-    );
-    let (from, stop, cursor) = page_binds(window, after);
-    let mut query = sqlx::query_scalar(&sql).bind(from).bind(stop);
-    if let Some((stamp, key)) = cursor {
-        query = query.bind(stamp).bind(key);
-    }
-    let bound: Option<String> = query
-        .bind(limit.saturating_sub(1))
-        .fetch_optional(pool)
-        .await?;
-    Ok(bound)
-}
-
-fn decode(table: &WatchedTable, row: &MySqlRow) -> Result<(Vec<u8>, Cursor), DbError> {
-    let mut object = encode::JsonRow::new();
-    for (i, column) in table.columns.iter().enumerate() {
-        let value = match column.kind {
-            ColumnKind::Int => row.try_get::<Option<i64>, _>(i)?.map(Value::from),
-            ColumnKind::UInt => row.try_get::<Option<u64>, _>(i)?.map(Value::from),
-            // Unchecked: spatial columns arrive labelled GEOMETRY, which
-            // sqlx does not list among byte types; their value is bytes all
-            // the same.
-            ColumnKind::Bytes => row
-                .try_get_unchecked::<Option<Vec<u8>>, _>(i)?
-                .map(|b| encode::bytes(&b)),
-            // Read as bytes. MariaDB converts text to the session's utf8mb4
-            // and will not store invalid UTF-8 (outside strict mode it keeps
-            // '?'), so this is a guard: bytes that still are not UTF-8 become
-            // U+FFFD instead of an error that would stall the subscription.
-            kind => row
-                .try_get::<Option<Vec<u8>>, _>(i)?
-                .map(|text| encode::text_as(kind, &String::from_utf8_lossy(&text))),
-        };
-        object.field(&column.name, &value.unwrap_or(Value::Null));
-    }
-    let n = table.columns.len();
-    let stamp: String = row.try_get(n)?;
-    let at = Cursor {
-        stamp: parse_server_time(&stamp)?,
-        key: row.try_get(n + 1)?,
-    };
-    Ok((object.finish(), at))
-}
 
 pub(super) async fn count_rows(
     pool: &MySqlPool,

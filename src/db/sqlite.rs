@@ -15,7 +15,7 @@ use sqlx::{Row, TypeInfo, ValueRef};
 use super::operator::health_from;
 use super::{
     choose_change_column, encode, order_and_limit, page_binds, parse_server_time, progress_from,
-    quote, window_from, Clock, Column, ColumnKind, DbError, Page, Snapshot, WatchedTable,
+    quote, window_from, Clock, Column, ColumnKind, DbError, Page, PageRead, Snapshot, WatchedTable,
 };
 use crate::subscription::{SubscriptionId, SubscriptionRow};
 use crate::watch_table::WatchTarget;
@@ -179,6 +179,7 @@ pub(super) async fn resolve(
         filter: target.filter,
         columns,
         change_column_indexed: indexed > 0,
+        page_read: PageRead::OneStatement,
     })
 }
 

@@ -1,0 +1,230 @@
+//! Reading a page on MariaDB: up to `limit` rows of a window, strictly after
+//! the cursor, in (stamp, key) order, each rendered as its JSON object.
+//!
+//! How the server puts rows in that order depends on the stamp's index.
+//! InnoDB appends the primary key to every secondary index, so an index on
+//! the stamp alone is already in (stamp, key) order: one `ORDER BY stamp,
+//! key LIMIT n` reads n index entries and stops ([`PageRead::OneStatement`]).
+//!
+//! A MyISAM index (most of Open Dental's tables) holds the stamp only. The
+//! same statement would make the server read and sort every row left in the
+//! window — on a backfill, a million rows for every page. There a page is
+//! read in two steps, each of which leaves the ordering to the index
+//! ([`PageRead::StampThenKey`]):
+//!
+//! 1. `ORDER BY stamp LIMIT n + 1`. Every row stamped before the last row's
+//!    stamp is among these, so those are whole: they go first, put in key
+//!    order here.
+//! 2. Only the last stamp's rows can have been cut off. They are read again,
+//!    `stamp = last ORDER BY key`, as many as the page still lacks; the
+//!    server sorts that one second's rows and nothing else.
+//!
+//! Both give the page `ORDER BY stamp, key LIMIT n` would. A window with n
+//! rows or fewer left takes step 1 alone.
+
+use chrono::NaiveDateTime;
+use serde_json::Value;
+use sqlx::mysql::{MySqlPool, MySqlRow};
+use sqlx::Row;
+
+use super::zone_literal;
+use crate::db::{
+    encode, format_time, page_binds, parse_server_time, quote, window_from, Column, ColumnKind,
+    DbError, Page, PageRead, WatchedTable,
+};
+use crate::window::{Cursor, Window};
+
+/// One window's reads after a cursor, with the select list built once.
+struct Reader<'a> {
+    pool: &'a MySqlPool,
+    table: &'a WatchedTable,
+    select: String,
+    window: Window,
+    after: Option<Cursor>,
+}
+
+/// What a statement orders by.
+#[derive(Clone, Copy)]
+enum Order {
+    StampAndKey,
+    Stamp,
+    Key,
+}
+
+pub(in crate::db) async fn fetch_page(
+    pool: &MySqlPool,
+    zone: &str,
+    table: &WatchedTable,
+    window: Window,
+    after: Option<Cursor>,
+    limit: u32,
+) -> Result<Page, DbError> {
+    let reader = Reader {
+        pool,
+        table,
+        select: select_list(table, zone),
+        window,
+        after,
+    };
+    match table.page_read {
+        PageRead::OneStatement => reader.in_one_statement(limit).await,
+        PageRead::StampThenKey => reader.stamp_then_key(limit).await,
+    }
+}
+
+impl Reader<'_> {
+    async fn in_one_statement(&self, limit: u32) -> Result<Page, DbError> {
+        let rows = self.rows(Order::StampAndKey, None, limit).await?;
+        let mut page = Page::default();
+        for row in &rows {
+            page.push(object(self.table, row)?, cursor(self.table, row)?);
+        }
+        Ok(page)
+    }
+
+    async fn stamp_then_key(&self, limit: u32) -> Result<Page, DbError> {
+        let rows = self
+            .rows(Order::Stamp, None, limit.saturating_add(1))
+            .await?;
+        let mut first = rows
+            .iter()
+            .map(|row| Ok((cursor(self.table, row)?, row)))
+            .collect::<Result<Vec<_>, DbError>>()?;
+        // More rows than the page holds: the last stamp's may be cut off.
+        let cut = if first.len() > limit as usize {
+            first.iter().map(|(at, _)| at.stamp).max()
+        } else {
+            None
+        };
+        if let Some(last) = cut {
+            first.retain(|(at, _)| at.stamp < last);
+        }
+        first.sort_unstable_by_key(|(at, _)| *at);
+        let mut page = Page::default();
+        for (at, row) in first {
+            page.push(object(self.table, row)?, at);
+        }
+        let Some(last) = cut else {
+            return Ok(page);
+        };
+        let lacking = limit.saturating_sub(page.len());
+        if lacking > 0 {
+            for row in &self.rows(Order::Key, Some(last), lacking).await? {
+                page.push(object(self.table, row)?, cursor(self.table, row)?);
+            }
+        }
+        Ok(page)
+    }
+
+    /// The window's rows after the cursor (only those stamped `at`, if
+    /// given), in `order`, at most `limit`.
+    async fn rows(
+        &self,
+        order: Order,
+        at: Option<NaiveDateTime>,
+        limit: u32,
+    ) -> Result<Vec<MySqlRow>, DbError> {
+        let stamp = quote(&self.table.change_column, '`');
+        let key = quote(&self.table.key_column, '`');
+        let mut sql = format!(
+            "SELECT {}{}",
+            self.select,
+            window_from(self.table, self.after, '`')
+        );
+        if at.is_some() {
+            sql.push_str(&format!(" AND {stamp} = ?"));
+        }
+        sql.push_str(&match order {
+            Order::StampAndKey => format!(" ORDER BY {stamp}, {key} LIMIT ?"),
+            Order::Stamp => format!(" ORDER BY {stamp} LIMIT ?"),
+            Order::Key => format!(" ORDER BY {key} LIMIT ?"),
+        });
+        let (from, stop, cursor) = page_binds(self.window, self.after);
+        let mut query = sqlx::query(&sql).bind(from).bind(stop);
+        if let Some((stamp, key)) = cursor {
+            query = query.bind(stamp).bind(key);
+        }
+        if let Some(at) = at {
+            query = query.bind(format_time(at));
+        }
+        Ok(query.bind(limit).fetch_all(self.pool).await?)
+    }
+}
+
+/// Every column, then the stamp and the key again for the cursor.
+fn select_list(table: &WatchedTable, zone: &str) -> String {
+    let mut sql = String::new();
+    for column in &table.columns {
+        sql.push_str(&select_expr(column, zone));
+        sql.push_str(", ");
+    }
+    sql.push_str(&format!(
+        "CAST({} AS CHAR), CAST({} AS SIGNED)",
+        quote(&table.change_column, '`'),
+        quote(&table.key_column, '`')
+    ));
+    sql
+}
+
+/// The select expression for a column: as it is when its type already
+/// arrives in a shape [`object`] expects, else a cast to one. `TIMESTAMP`s
+/// are shown in Open Dental's zone.
+fn select_expr(column: &Column, zone: &str) -> String {
+    let q = quote(&column.name, '`');
+    if column.plain {
+        return q;
+    }
+    match column.kind {
+        ColumnKind::Int => format!("CAST({q} AS SIGNED)"),
+        ColumnKind::UInt => format!("CAST({q} AS UNSIGNED)"),
+        ColumnKind::Bytes => q,
+        ColumnKind::DateTime if column.zoned => {
+            format!(
+                "CAST(COALESCE(CONVERT_TZ({q}, '+00:00', {}), {q}) AS CHAR)",
+                zone_literal(zone)
+            )
+        }
+        // TIME, ENUM, SET and JSON included: text is the one shape they share.
+        ColumnKind::Text
+        | ColumnKind::Number
+        | ColumnKind::Year
+        | ColumnKind::Date
+        | ColumnKind::DateTime => format!("CAST({q} AS CHAR)"),
+    }
+}
+
+/// The row's (stamp, key), from the two columns after the table's own.
+fn cursor(table: &WatchedTable, row: &MySqlRow) -> Result<Cursor, DbError> {
+    let n = table.columns.len();
+    let stamp: String = row.try_get(n)?;
+    Ok(Cursor {
+        stamp: parse_server_time(&stamp)?,
+        key: row.try_get(n + 1)?,
+    })
+}
+
+/// The row as its JSON object.
+fn object(table: &WatchedTable, row: &MySqlRow) -> Result<Vec<u8>, DbError> {
+    let mut object = encode::JsonRow::new();
+    for (i, column) in table.columns.iter().enumerate() {
+        let value = match column.kind {
+            ColumnKind::Int => row.try_get::<Option<i64>, _>(i)?.map(Value::from),
+            ColumnKind::UInt => row.try_get::<Option<u64>, _>(i)?.map(Value::from),
+            // Unchecked: spatial columns arrive labelled GEOMETRY, which
+            // sqlx does not list among byte types; their value is bytes all
+            // the same.
+            ColumnKind::Bytes => row
+                .try_get_unchecked::<Option<Vec<u8>>, _>(i)?
+                .map(|b| encode::bytes(&b)),
+            // Read as bytes. MariaDB converts text to the session's utf8mb4
+            // and will not store invalid UTF-8 (outside strict mode it keeps
+            // '?'), so this is a guard: bytes that still are not UTF-8 become
+            // U+FFFD instead of an error that would stall the subscription.
+            kind => row
+                .try_get::<Option<Vec<u8>>, _>(i)?
+                .map(|text| encode::text_as(kind, &String::from_utf8_lossy(&text))),
+        };
+        object.field(&column.name, &value.unwrap_or(Value::Null));
+    }
+    Ok(object.finish())
+}
