@@ -72,24 +72,22 @@ pub(in crate::db) async fn fetch_page(
     }
 }
 
+/// A row's (stamp, key) and its JSON object.
+type Decoded = (Cursor, Vec<u8>);
+
 impl Reader<'_> {
     async fn in_one_statement(&self, limit: u32) -> Result<Page, DbError> {
-        let rows = self.rows(Order::StampAndKey, None, limit).await?;
         let mut page = Page::default();
-        for row in &rows {
-            page.push(object(self.table, row)?, cursor(self.table, row)?);
+        for (at, object) in self.rows(Order::StampAndKey, None, limit).await? {
+            page.push(object, at);
         }
         Ok(page)
     }
 
     async fn stamp_then_key(&self, limit: u32) -> Result<Page, DbError> {
-        let rows = self
+        let mut first = self
             .rows(Order::Stamp, None, limit.saturating_add(1))
             .await?;
-        let mut first = rows
-            .iter()
-            .map(|row| Ok((cursor(self.table, row)?, row)))
-            .collect::<Result<Vec<_>, DbError>>()?;
         // More rows than the page holds: the last stamp's may be cut off.
         let cut = if first.len() > limit as usize {
             first.iter().map(|(at, _)| at.stamp).max()
@@ -101,16 +99,16 @@ impl Reader<'_> {
         }
         first.sort_unstable_by_key(|(at, _)| *at);
         let mut page = Page::default();
-        for (at, row) in first {
-            page.push(object(self.table, row)?, at);
+        for (at, object) in first {
+            page.push(object, at);
         }
         let Some(last) = cut else {
             return Ok(page);
         };
         let lacking = limit.saturating_sub(page.len());
         if lacking > 0 {
-            for row in &self.rows(Order::Key, Some(last), lacking).await? {
-                page.push(object(self.table, row)?, cursor(self.table, row)?);
+            for (at, object) in self.rows(Order::Key, Some(last), lacking).await? {
+                page.push(object, at);
             }
         }
         Ok(page)
@@ -123,7 +121,7 @@ impl Reader<'_> {
         order: Order,
         at: Option<NaiveDateTime>,
         limit: u32,
-    ) -> Result<Vec<MySqlRow>, DbError> {
+    ) -> Result<Vec<Decoded>, DbError> {
         let stamp = quote(&self.table.change_column, '`');
         let key = quote(&self.table.key_column, '`');
         let mut sql = format!(
@@ -147,7 +145,15 @@ impl Reader<'_> {
         if let Some(at) = at {
             query = query.bind(format_time(at));
         }
-        Ok(query.bind(limit).fetch_all(self.pool).await?)
+        let table = self.table;
+        // Each row is decoded as it arrives, while the server is still
+        // reading and sending the next ones.
+        let rows: Vec<Result<Decoded, DbError>> = query
+            .bind(limit)
+            .map(|row: MySqlRow| Ok((cursor_of(table, &row)?, object(table, &row)?)))
+            .fetch_all(self.pool)
+            .await?;
+        rows.into_iter().collect()
     }
 }
 
@@ -194,7 +200,7 @@ fn select_expr(column: &Column, zone: &str) -> String {
 }
 
 /// The row's (stamp, key), from the two columns after the table's own.
-fn cursor(table: &WatchedTable, row: &MySqlRow) -> Result<Cursor, DbError> {
+fn cursor_of(table: &WatchedTable, row: &MySqlRow) -> Result<Cursor, DbError> {
     let n = table.columns.len();
     let stamp: String = row.try_get(n)?;
     Ok(Cursor {
