@@ -75,14 +75,30 @@ impl JsonRow {
     }
 
     pub fn field(&mut self, name: &str, value: &Value) {
+        self.key(name);
+        // Writing into a Vec cannot fail, and neither can serializing a
+        // `Value` (its object keys are strings).
+        serde_json::to_writer(&mut self.0, value).ok();
+    }
+
+    /// A field whose value is `kind` read from text: a text column's is
+    /// written as it is, without first becoming a `Value`.
+    pub fn text_field(&mut self, name: &str, kind: ColumnKind, text: &str) {
+        match kind {
+            ColumnKind::Text | ColumnKind::Bytes => {
+                self.key(name);
+                serde_json::to_writer(&mut self.0, text).ok();
+            }
+            _ => self.field(name, &text_as(kind, text)),
+        }
+    }
+
+    fn key(&mut self, name: &str) {
         if self.0.len() > 1 {
             self.0.push(b',');
         }
-        // Writing into a Vec cannot fail, and neither can serializing a
-        // string or a `Value` (its object keys are strings).
         serde_json::to_writer(&mut self.0, name).ok();
         self.0.push(b':');
-        serde_json::to_writer(&mut self.0, value).ok();
     }
 
     /// The finished object's bytes.

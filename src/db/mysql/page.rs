@@ -213,24 +213,30 @@ fn cursor_of(table: &WatchedTable, row: &MySqlRow) -> Result<Cursor, DbError> {
 fn object(table: &WatchedTable, row: &MySqlRow) -> Result<Vec<u8>, DbError> {
     let mut object = encode::JsonRow::new();
     for (i, column) in table.columns.iter().enumerate() {
-        let value = match column.kind {
-            ColumnKind::Int => row.try_get::<Option<i64>, _>(i)?.map(Value::from),
-            ColumnKind::UInt => row.try_get::<Option<u64>, _>(i)?.map(Value::from),
+        let name = &column.name;
+        match column.kind {
+            ColumnKind::Int => object.field(name, &row.try_get::<Option<i64>, _>(i)?.into()),
+            ColumnKind::UInt => object.field(name, &row.try_get::<Option<u64>, _>(i)?.into()),
             // Unchecked: spatial columns arrive labelled GEOMETRY, which
             // sqlx does not list among byte types; their value is bytes all
             // the same.
-            ColumnKind::Bytes => row
-                .try_get_unchecked::<Option<Vec<u8>>, _>(i)?
-                .map(|b| encode::bytes(&b)),
+            ColumnKind::Bytes => object.field(
+                name,
+                &row.try_get_unchecked::<Option<&[u8]>, _>(i)?
+                    .map_or(Value::Null, encode::bytes),
+            ),
             // Read as bytes. MariaDB converts text to the session's utf8mb4
             // and will not store invalid UTF-8 (outside strict mode it keeps
             // '?'), so this is a guard: bytes that still are not UTF-8 become
             // U+FFFD instead of an error that would stall the subscription.
-            kind => row
-                .try_get::<Option<Vec<u8>>, _>(i)?
-                .map(|text| encode::text_as(kind, &String::from_utf8_lossy(&text))),
-        };
-        object.field(&column.name, &value.unwrap_or(Value::Null));
+            kind => match row.try_get::<Option<&[u8]>, _>(i)? {
+                None => object.field(name, &Value::Null),
+                Some(bytes) => match std::str::from_utf8(bytes) {
+                    Ok(text) => object.text_field(name, kind, text),
+                    Err(_) => object.text_field(name, kind, &String::from_utf8_lossy(bytes)),
+                },
+            },
+        }
     }
     Ok(object.finish())
 }
