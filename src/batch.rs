@@ -1,9 +1,10 @@
 //! Where a page of rows becomes request bodies.
 //!
-//! A page holds up to `--batch-size` rows. Usually it is one request; but a
-//! table with large TEXT or BLOB columns can make a page bigger than any
-//! receiver accepts, so a page is cut into consecutive batches whose JSON
-//! body stays within `--max-request-bytes`. A single row that is larger than
+//! A page is read several batches at a time (see [`crate::processor`]) and
+//! cut here into consecutive batches of at most `--batch-size` rows whose
+//! JSON body also stays within `--max-request-bytes`: a table with large
+//! TEXT or BLOB columns can make even a batch bigger than any receiver
+//! accepts. A single row that is larger than
 //! that on its own can never be sent: it is set aside, reported with its
 //! key, and the rest of the window goes on (raise the limit and `replay` to
 //! send it).
@@ -80,8 +81,20 @@ impl Batch {
     }
 }
 
-/// Cuts a page into batches of at most `limit` body bytes, keeping order.
-pub fn split(page: &Page, limit: usize) -> Vec<Piece> {
+impl Piece {
+    /// The position after this piece: where the window stands once it is
+    /// sent or set aside.
+    pub fn last(&self) -> Option<Cursor> {
+        match self {
+            Self::Send(batch) => batch.last(),
+            Self::Skip(oversized) => Some(oversized.at),
+        }
+    }
+}
+
+/// Cuts a page into batches of at most `rows` rows and `limit` body bytes,
+/// keeping order.
+pub fn split(page: &Page, rows: usize, limit: usize) -> Vec<Piece> {
     let mut pieces = Vec::new();
     let mut open = Open::at(0);
     for (i, (encoded, &at)) in page.rows.iter().zip(&page.keys).enumerate() {
@@ -95,7 +108,7 @@ pub fn split(page: &Page, limit: usize) -> Vec<Piece> {
             open = Open::at(i + 1);
             continue;
         }
-        if !open.fits(encoded.len(), limit) {
+        if !open.fits(encoded.len(), rows, limit) {
             open.close(page, &mut pieces);
             open = Open::at(i);
         }
@@ -122,8 +135,8 @@ impl Open {
         }
     }
 
-    fn fits(&self, row: usize, limit: usize) -> bool {
-        self.bytes + usize::from(self.to > self.from) + row <= limit
+    fn fits(&self, row: usize, rows: usize, limit: usize) -> bool {
+        self.to - self.from < rows && self.bytes + usize::from(self.to > self.from) + row <= limit
     }
 
     fn add(&mut self, row: usize) {
@@ -195,7 +208,7 @@ mod tests {
                 .join(",")
         )
         .into_bytes();
-        let pieces = split(&p, 1 << 20);
+        let pieces = split(&p, 1000, 1 << 20);
         assert_eq!(described(&pieces), [('S', vec![1, 2, 3])]);
         let Piece::Send(batch) = &pieces[0] else {
             unreachable!()
@@ -206,7 +219,7 @@ mod tests {
     #[test]
     fn a_big_page_is_cut_in_order_and_every_body_fits() {
         // Each row encodes as {"t":"xxxx…"}: 8 bytes + its text.
-        let pieces = split(&page(&[40, 40, 40, 40, 40]), 100);
+        let pieces = split(&page(&[40, 40, 40, 40, 40]), 1000, 100);
         assert_eq!(
             described(&pieces),
             [('S', vec![1, 2]), ('S', vec![3, 4]), ('S', vec![5])]
@@ -222,8 +235,25 @@ mod tests {
     }
 
     #[test]
+    fn a_page_of_several_batches_is_cut_at_the_batch_size_and_by_bytes() {
+        let pieces = split(&page(&[1, 1, 1, 1, 1, 1, 1, 90, 1]), 3, 100);
+        assert_eq!(
+            described(&pieces),
+            [
+                ('S', vec![1, 2, 3]),
+                ('S', vec![4, 5, 6]),
+                ('S', vec![7]),
+                ('S', vec![8]),
+                ('S', vec![9])
+            ]
+        );
+        let last: Vec<_> = pieces.iter().map(|p| p.last().map(|c| c.key)).collect();
+        assert_eq!(last, [Some(3), Some(6), Some(7), Some(8), Some(9)]);
+    }
+
+    #[test]
     fn a_row_too_big_alone_is_set_aside_and_the_rest_still_go() {
-        let pieces = split(&page(&[10, 500, 10]), 100);
+        let pieces = split(&page(&[10, 500, 10]), 1000, 100);
         assert_eq!(
             described(&pieces),
             [('S', vec![1]), ('X', vec![2]), ('S', vec![3])]
@@ -268,9 +298,9 @@ mod tests {
 
     #[test]
     fn ids_depend_on_the_rows_only() {
-        let a = split(&page(&[1, 2]), 1000);
-        let b = split(&page(&[1, 2]), 1000);
-        let c = split(&page(&[1]), 1000);
+        let a = split(&page(&[1, 2]), 1000, 1000);
+        let b = split(&page(&[1, 2]), 1000, 1000);
+        let c = split(&page(&[1]), 1000, 1000);
         let id = |p: &[Piece]| match &p[0] {
             Piece::Send(batch) => batch.id(SubscriptionId(1), "Appointment"),
             Piece::Skip(_) => unreachable!(),

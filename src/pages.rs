@@ -36,6 +36,7 @@ struct Key {
     window: (chrono::NaiveDateTime, chrono::NaiveDateTime),
     after: Option<Cursor>,
     limit: u32,
+    batch_rows: usize,
     max_bytes: usize,
 }
 
@@ -84,21 +85,23 @@ impl Deref for SharedPage {
 
 impl Pages {
     /// The page of `table` in `window` after `after`, at most `limit` rows,
-    /// cut into bodies of at most `max_bytes`: read now, or shared from a
-    /// window that is reading or holding it.
+    /// cut into batches of at most `batch_rows` rows and `max_bytes` body
+    /// bytes: read now, or shared from a window that is reading or holding
+    /// it.
     pub async fn fetch(
         &self,
         db: &Database,
         table: &WatchedTable,
         window: Window,
         after: Option<Cursor>,
-        (limit, max_bytes): (u32, usize),
+        (limit, batch_rows, max_bytes): (u32, usize, usize),
     ) -> Result<SharedPage, DbError> {
         let key = Key {
             watch_name: table.watch_name.clone(),
             window: (window.start, window.stop),
             after,
             limit,
+            batch_rows,
             max_bytes,
         };
         let slot = self.slot(key, table);
@@ -107,7 +110,7 @@ impl Pages {
             Ok::<_, DbError>(Arc::new(Cut {
                 full: page.rows.len() >= limit as usize,
                 last: page.last(),
-                pieces: batch::split(&page, max_bytes),
+                pieces: batch::split(&page, batch_rows, max_bytes),
             }))
         };
         let page = Arc::clone(slot.page.get_or_try_init(read).await?);

@@ -120,7 +120,9 @@ async fn a_sigkilled_daemon_restarted_later_delivers_every_row() {
 
 /// Killed after several acknowledged batches, the restarted daemon resumes
 /// after the last one it recorded: only the batch in flight (and one whose
-/// 200 arrived as the process died) can be sent twice, not the whole window.
+/// 200 arrived as the process died) can be sent twice: not the whole
+/// window, nor the batches before it in its page (three are read at once;
+/// the kill comes after the second of the third page).
 #[tokio::test]
 async fn a_sigkill_mid_window_resumes_after_the_last_acknowledged_batch() {
     let db = TestDb::mysql().await;
@@ -137,10 +139,23 @@ async fn a_sigkill_mid_window_resumes_after_the_last_acknowledged_batch() {
     let before = db.watermark(id).await;
 
     let mut daemon = Process::start(&db, &["run", "--batch-size", "50"]);
-    assert!(rx.wait_until(PATIENCE, |r| r.len() >= 5).await);
+    assert!(rx.wait_until(PATIENCE, |r| r.len() >= 8).await);
     daemon.signal("-KILL").await;
     let _ = daemon.exit_code().await;
     let sent_before_kill = rx.accepted().len();
+    // Rows share one stamp, so keys 1..=500 go in order, 50 a batch.
+    let recorded: i64 = db
+        .text(
+            "SELECT CAST(cursor_key AS CHAR) FROM rowhook_progress WHERE subscription_num = ?",
+            &[&id.to_string()],
+        )
+        .await
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        recorded >= 50 * (sent_before_kill as i64 - 1),
+        "the position after each acknowledged batch is recorded: {recorded} after {sent_before_kill} batches"
+    );
     assert_eq!(
         db.watermark(id).await,
         before,

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use rowhook::config::Settings;
 use rowhook::db::PageRead;
-use rowhook::watch_table::WatchTarget;
 use rowhook::receiver::{Behaviour, Receiver};
+use rowhook::watch_table::WatchTarget;
 
 use crate::helpers::{keys, run_once, settings, Daemon, Sub, TestDb, BOTH, PATIENCE};
 
@@ -59,16 +59,20 @@ async fn batches_follow_stamp_then_key_order_and_honour_batch_size() {
 }
 
 /// Seconds holding 1 to 12 rows, keys stored out of their order, read in
-/// pages of 4: pages end inside seconds at every offset, and some fall
-/// wholly inside one. On MyISAM with an index on the stamp alone, a page is
-/// read by stamp and its last second again by key; on InnoDB (whose index
-/// ends with the key) and on MyISAM with an index on (stamp, key), in one
-/// statement. All three must give the same batches.
+/// batches of 1, 3 and 4 (pages of five batches): pages end inside seconds
+/// at many offsets, and some fall wholly inside one. On MyISAM with an index
+/// on the stamp alone, a page is read by stamp and its last second again by
+/// key; on InnoDB (whose index ends with the key) and on MyISAM with an
+/// index on (stamp, key), in one statement. All must give the same batches.
 #[tokio::test]
 async fn pages_ending_inside_a_second_hold_every_row_once_in_stamp_then_key_order() {
     let layouts: [(&str, &[&str], PageRead); 3] = [
         ("MyISAM", &[], PageRead::StampThenKey),
-        ("InnoDB", &["ALTER TABLE appointment ENGINE=InnoDB"], PageRead::OneStatement),
+        (
+            "InnoDB",
+            &["ALTER TABLE appointment ENGINE=InnoDB"],
+            PageRead::OneStatement,
+        ),
         (
             "MyISAM, (stamp, key) index",
             &["ALTER TABLE appointment ADD INDEX stamp_key (DateTStamp, AptNum)"],
@@ -85,6 +89,7 @@ async fn pages_ending_inside_a_second_hold_every_row_once_in_stamp_then_key_orde
         // Row r gets key (r * 13) % total + 1, a permutation (13 and 34 are
         // coprime), and rows go in last first: neither the file's order nor
         // the order of an index's ties is the key order.
+        let start = db.ago(120).await;
         let mut rows = Vec::new();
         for (second, &size) in seconds.iter().enumerate() {
             let stamp = db.ago(60 - second as i64).await;
@@ -100,27 +105,39 @@ async fn pages_ending_inside_a_second_hold_every_row_once_in_stamp_then_key_orde
             .await;
         }
         rows.sort();
-        let rx = Receiver::start().await.unwrap();
-        let url = rx.url("/");
-        let id = db.subscribe(Sub::new(&url)).await;
-
-        run_once(
-            &db,
-            Settings {
-                batch_size: 4,
-                ..settings()
-            },
-        )
-        .await;
-
-        let sizes: Vec<usize> = rx.accepted().iter().map(|r| r.rows().len()).collect();
-        assert_eq!(sizes, [4, 4, 4, 4, 4, 4, 4, 4, 2], "{layout}: full pages");
         let expected: Vec<i64> = rows.iter().map(|(_, key)| *key as i64).collect();
-        assert_eq!(keys(&rx.accepted(), "AptNum"), expected, "{layout}");
         let target = WatchTarget::parse("Appointment").unwrap();
         let table = db.db.resolve(&target).await.unwrap();
         assert_eq!(table.page_read, read, "{layout}: the read this test is for");
-        assert!(db.watermark(id).await > rows[total - 1].0, "{layout}");
+
+        for batch_size in [1, 3, 4] {
+            // Earlier subscriptions are past every row by now: they send
+            // nothing more.
+            let rx = Receiver::start().await.unwrap();
+            let url = rx.url("/");
+            let id = db
+                .subscribe(Sub {
+                    start: Some(&start),
+                    ..Sub::new(&url)
+                })
+                .await;
+            run_once(
+                &db,
+                Settings {
+                    batch_size: batch_size as u32,
+                    ..settings()
+                },
+            )
+            .await;
+
+            let case = format!("{layout}, batches of {batch_size}");
+            let sizes: Vec<usize> = rx.accepted().iter().map(|r| r.rows().len()).collect();
+            let mut full = vec![batch_size; total / batch_size];
+            full.extend((total % batch_size > 0).then_some(total % batch_size));
+            assert_eq!(sizes, full, "{case}: full batches");
+            assert_eq!(keys(&rx.accepted(), "AptNum"), expected, "{case}");
+            assert!(db.watermark(id).await > rows[total - 1].0, "{case}");
+        }
         db.drop().await;
     }
 }
