@@ -9,9 +9,10 @@
 #  (a) the mariadb CLI with --quick reading the whole window in rowhook's
 #      order, one query, rows streamed to /dev/null;
 #  (b) a minimal sqlx loop (examples/bench_read.rs) doing the same;
-#  (c) the same sqlx loop reading in keyset pages of 1000, the statements
-#      rowhook sends: the database's share of a backfill however fast the
-#      agent is (not a plain client, so not a ceiling);
+#  (c) the same sqlx loop reading in keyset pages of 3000 (three batches,
+#      as rowhook reads them), the statements rowhook sends: the database's
+#      share of a backfill however fast the agent is (not a plain client,
+#      so not a ceiling);
 # and, with no database,
 #  (d) bench_receiver's acceptance rate for 1000-row bodies posted back to
 #      back over one keep-alive connection by bench/post_loop.py.
@@ -55,7 +56,7 @@ rate "$READER" "$DATABASE_URL" stream "$START" "$STOP"
 SQLX_RPS=$RPS SQLX_NOTE="$(calc %.2f "$WALL_S") s; client CPU $(calc %.2f "$CPU_S") s"
 [[ $(json_field rows < "$WORK/out") == "$ROWS" ]] || die "bench_read stream read $(json_field rows < "$WORK/out") rows"
 
-say "== (c) sqlx, keyset pages of $BATCH"
+say "== (c) sqlx, keyset pages of $((3 * BATCH))"
 SERVER_CPU_BEFORE=$(server_cpu_s)
 rate "$READER" "$DATABASE_URL" pages "$START" "$STOP"
 PAGES_RPS=$RPS PAGES_NOTE="$(calc %.2f "$WALL_S") s, $(json_field queries < "$WORK/out") queries; client CPU $(calc %.2f "$CPU_S") s, mariadbd $(calc %.2f "$(server_cpu_s) - $SERVER_CPU_BEFORE") s"

@@ -8,11 +8,12 @@
 //! * `stream`: one query, `SELECT * FROM appointment WHERE DateTStamp >= FROM
 //!   AND DateTStamp < TO ORDER BY DateTStamp, AptNum`, rows decoded as they
 //!   arrive: what reading costs with no paging at all.
-//! * `pages`: the same rows in keyset pages of 1000 on (DateTStamp, AptNum),
-//!   with the statements rowhook sends (src/db/mysql.rs, `*` for its cast
-//!   select list): after the first page, an index walk for the stamp of the
-//!   1000th row after the cursor, then the page bounded by it. What reading
-//!   in batches costs the database and the driver.
+//! * `pages`: the same rows in keyset pages of 3000 (rowhook reads three
+//!   batches of 1000 at a time) on (DateTStamp, AptNum), with the statements
+//!   rowhook sends (src/db/mysql/page.rs, `*` for its cast select list): on
+//!   MyISAM the first 3001 rows by stamp, then the last stamp's rows by key;
+//!   on InnoDB one statement in (stamp, key) order. What reading in pages
+//!   costs the database and the driver.
 //!
 //! FROM and TO are datetimes in the server's zone. Each value's raw bytes
 //! are counted, not converted. Prints one line of JSON:
@@ -24,7 +25,7 @@ use std::time::Instant;
 use sqlx::mysql::{MySqlConnection, MySqlRow};
 use sqlx::{Connection as _, Row as _};
 
-const PAGE: i64 = 1000;
+const PAGE: i64 = 3000;
 const WINDOW: &str = "FROM appointment WHERE DateTStamp >= ? AND DateTStamp < ?";
 const AFTER: &str = "AND (DateTStamp > ? OR AptNum > ?)";
 
