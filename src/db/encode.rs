@@ -138,6 +138,28 @@ pub fn datetime(text: &str) -> Value {
     })
 }
 
+/// Renders a `DATETIME` or `DATE` sent in MySQL's binary protocol (a length
+/// byte, then year, month, day[, hour, minute, second[, microseconds]]) as
+/// [`datetime`] and [`date`] render its text; `None` when `raw` does not
+/// have that shape (the text protocol). An absent value is a zero date.
+pub fn binary_date(kind: ColumnKind, raw: Option<&[u8]>) -> Option<Value> {
+    let raw = raw.unwrap_or(&[0]);
+    let (&len, parts) = raw.split_first()?;
+    if parts.len() != usize::from(len) || ![0, 4, 7, 11].contains(&len) {
+        return None;
+    }
+    let part = |i: usize| parts.get(i).copied().map_or(0, u32::from);
+    let year = i32::try_from(part(0) | part(1) << 8).ok()?;
+    let day = chrono::NaiveDate::from_ymd_opt(year, part(2), part(3)).filter(|d| d.year() >= 1880);
+    let time = chrono::NaiveTime::from_hms_opt(part(4), part(5), part(6));
+    Some(Value::String(match (kind, day, time) {
+        (ColumnKind::Date, Some(d), _) => crate::datetime::format_date(d),
+        (ColumnKind::Date, None, _) => "0001-01-01".to_owned(),
+        (_, Some(d), Some(t)) => crate::datetime::format(d.and_time(t)),
+        _ => "0001-01-01 00:00:00".to_owned(),
+    }))
+}
+
 /// A numeric text as a JSON number; a value JSON cannot hold (NaN, or text
 /// that is not a number) stays a string rather than being lost.
 pub fn number(text: &str) -> Value {
@@ -247,6 +269,46 @@ mod tests {
         assert_eq!(date("1980-02-29"), json!("1980-02-29"));
         assert_eq!(date("0000-00-00"), json!("0001-01-01"));
         assert_eq!(date("2023-02-30"), json!("0001-01-01"));
+    }
+
+    #[test]
+    fn binary_dates_render_as_their_text_does() {
+        use ColumnKind::{Date, DateTime};
+        let at = [232, 7, 3, 5, 6, 7, 8];
+        let cases: [(ColumnKind, Option<&[u8]>, &str); 9] = [
+            (
+                DateTime,
+                Some(&[7, 232, 7, 3, 5, 6, 7, 8]),
+                "2024-03-05 06:07:08",
+            ),
+            (
+                DateTime,
+                Some(&[11, 232, 7, 3, 5, 6, 7, 8, 64, 226, 1, 0]),
+                "2024-03-05 06:07:08",
+            ),
+            (DateTime, Some(&[4, 232, 7, 3, 5]), "2024-03-05 00:00:00"),
+            (Date, Some(&[4, 232, 7, 3, 5]), "2024-03-05"),
+            (DateTime, None, "0001-01-01 00:00:00"),
+            (Date, None, "0001-01-01"),
+            (
+                DateTime,
+                Some(&[7, 232, 7, 2, 30, 1, 2, 3]),
+                "0001-01-01 00:00:00",
+            ),
+            (Date, Some(&[4, 232, 7, 0, 0]), "0001-01-01"),
+            (
+                DateTime,
+                Some(&[7, 8, 7, 3, 5, 6, 7, 8]),
+                "0001-01-01 00:00:00",
+            ),
+        ];
+        for (kind, raw, want) in cases {
+            assert_eq!(binary_date(kind, raw), Some(json!(want)), "{raw:?}");
+        }
+        // Text (the text protocol) is not taken for the binary shape.
+        assert_eq!(binary_date(DateTime, Some(b"2024-03-05 06:07:08")), None);
+        assert_eq!(binary_date(Date, Some(b"2024-03-05")), None);
+        assert_eq!(binary_date(DateTime, Some(&at)), None, "no length byte");
     }
 
     #[test]

@@ -165,9 +165,10 @@ pub struct Column {
     pub kind: ColumnKind,
     /// A MySQL `TIMESTAMP`: read in UTC, rendered in the local zone.
     pub zoned: bool,
-    /// MySQL sends the value in the shape it is decoded from (an integer
-    /// other than `BIT`, or a character string), so it is selected as it
-    /// is rather than through a cast the server would spend time on.
+    /// MySQL sends the value in a shape it is decoded from (an integer
+    /// other than `BIT`, a character string, or a `NOT NULL` `DATETIME` or
+    /// `DATE` in the binary protocol), so it is selected as it is rather
+    /// than through a cast the server would spend time on.
     pub plain: bool,
 }
 

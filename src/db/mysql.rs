@@ -370,7 +370,7 @@ pub(super) async fn resolve(
     let (table, engine) = find_table(pool, target.table.as_str()).await?;
     let described = sqlx::query(
         "SELECT CAST(COLUMN_NAME AS CHAR), CAST(DATA_TYPE AS CHAR), CAST(COLUMN_TYPE AS CHAR), \
-                CAST(COLUMN_KEY AS CHAR) \
+                CAST(COLUMN_KEY AS CHAR), CAST(IS_NULLABLE AS CHAR) \
          FROM information_schema.COLUMNS \
          WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
     )
@@ -383,10 +383,13 @@ pub(super) async fn resolve(
         let name: String = row.try_get(0)?;
         let data_type: String = row.try_get(1)?;
         let column_type: String = row.try_get(2)?;
+        let data_type = data_type.to_ascii_lowercase();
+        let not_null = row.try_get::<String, _>(4)? == "NO";
         let column = Column {
             kind: encode::kind_of(&data_type, column_type.contains("unsigned")),
-            zoned: data_type.eq_ignore_ascii_case("timestamp"),
-            plain: PLAIN_TYPES.contains(&data_type.to_ascii_lowercase().as_str()),
+            zoned: data_type == "timestamp",
+            plain: PLAIN_TYPES.contains(&data_type.as_str())
+                || (not_null && BINARY_DATES.contains(&data_type.as_str())),
             name,
         };
         if row.try_get::<String, _>(3)? == "PRI" {
@@ -482,6 +485,12 @@ async fn stamp_index(
     };
     Ok((on_stamp().next().is_some(), read))
 }
+
+/// Date types the page reader decodes from the binary protocol when the
+/// column is `NOT NULL`. sqlx reads a zero date (`0000-00-00`) as NULL, so
+/// in a column that cannot hold NULL an absent value is a zero date; a
+/// nullable column is cast to text, where the two differ.
+const BINARY_DATES: [&str; 2] = ["datetime", "date"];
 
 /// Column types whose values arrive as the page reader decodes them: integers as
 /// integers, character strings as text.

@@ -63,6 +63,42 @@ async fn mysql_zero_dates_nulls_and_numbers_encode_like_open_dental() {
     db.drop().await;
 }
 
+/// `NOT NULL` dates are read in the binary protocol, where sqlx sees a zero
+/// date as NULL; a nullable one is cast to text, so NULL stays null and a
+/// zero date still becomes Open Dental's minimum.
+#[tokio::test]
+async fn mysql_nullable_dates_keep_null_apart_from_zero() {
+    let db = TestDb::mysql().await;
+    let stamp = db.ago(30).await;
+    db.script(&format!(
+        "SET SESSION sql_mode = '';
+         CREATE TABLE visit (VisitNum BIGINT PRIMARY KEY, Seen DATETIME NULL, Due DATE NULL,
+                             Made DATETIME NOT NULL, DateTStamp DATETIME NOT NULL,
+                             INDEX (DateTStamp)) ENGINE=MyISAM;
+         INSERT INTO visit VALUES
+           (1, NULL, NULL, '2024-03-05 06:07:08', '{stamp}'),
+           (2, '0000-00-00 00:00:00', '0000-00-00', '0000-00-00 00:00:00', '{stamp}'),
+           (3, '2024-03-05 06:07:08', '2024-03-05', '1850-01-01 00:00:00', '{stamp}');"
+    ))
+    .await;
+
+    let rows = delivered_rows(&db, "visit").await;
+    let fields: Vec<_> = rows
+        .iter()
+        .map(|r| (r["Seen"].clone(), r["Due"].clone(), r["Made"].clone()))
+        .collect();
+    let min = "0001-01-01 00:00:00";
+    assert_eq!(
+        fields,
+        [
+            (Value::Null, Value::Null, json!("2024-03-05 06:07:08")),
+            (json!(min), json!("0001-01-01"), json!(min)),
+            (json!("2024-03-05 06:07:08"), json!("2024-03-05"), json!(min)),
+        ]
+    );
+    db.drop().await;
+}
+
 #[tokio::test]
 async fn sqlite_rows_encode_the_same_way() {
     let db = TestDb::sqlite().await;

@@ -225,18 +225,29 @@ fn object(table: &WatchedTable, row: &MySqlRow) -> Result<Vec<u8>, DbError> {
                 &row.try_get_unchecked::<Option<&[u8]>, _>(i)?
                     .map_or(Value::Null, encode::bytes),
             ),
-            // Read as bytes. MariaDB converts text to the session's utf8mb4
-            // and will not store invalid UTF-8 (outside strict mode it keeps
-            // '?'), so this is a guard: bytes that still are not UTF-8 become
-            // U+FFFD instead of an error that would stall the subscription.
-            kind => match row.try_get::<Option<&[u8]>, _>(i)? {
-                None => object.field(name, &Value::Null),
-                Some(bytes) => match std::str::from_utf8(bytes) {
-                    Ok(text) => object.text_field(name, kind, text),
-                    Err(_) => object.text_field(name, kind, &String::from_utf8_lossy(bytes)),
-                },
-            },
+            ColumnKind::Date | ColumnKind::DateTime if column.plain => {
+                let raw = row.try_get_unchecked::<Option<&[u8]>, _>(i)?;
+                match encode::binary_date(column.kind, raw) {
+                    Some(value) => object.field(name, &value),
+                    None => text(&mut object, name, column.kind, raw),
+                }
+            }
+            kind => text(&mut object, name, kind, row.try_get::<Option<&[u8]>, _>(i)?),
         }
     }
     Ok(object.finish())
+}
+
+/// A value that arrived as text. MariaDB converts text to the session's
+/// utf8mb4 and will not store invalid UTF-8 (outside strict mode it keeps
+/// '?'), so this is a guard: bytes that still are not UTF-8 become U+FFFD
+/// instead of an error that would stall the subscription.
+fn text(object: &mut encode::JsonRow, name: &str, kind: ColumnKind, raw: Option<&[u8]>) {
+    match raw {
+        None => object.field(name, &Value::Null),
+        Some(bytes) => match std::str::from_utf8(bytes) {
+            Ok(text) => object.text_field(name, kind, text),
+            Err(_) => object.text_field(name, kind, &String::from_utf8_lossy(bytes)),
+        },
+    }
 }
