@@ -183,6 +183,7 @@ mod tests {
             keys: (1..=sizes.len() as i64)
                 .map(|key| Cursor { stamp, key })
                 .collect(),
+            more: false,
         }
     }
 

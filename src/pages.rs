@@ -43,9 +43,9 @@ struct Key {
 /// A page as it is sent: its batches (and rows set aside), in row order.
 #[derive(Debug)]
 pub struct Cut {
-    /// Whether the page held as many rows as were asked for: then there may
-    /// be more after it; otherwise it ends the window.
-    pub full: bool,
+    /// Whether rows may follow it in the window; otherwise it ends the
+    /// window.
+    pub more: bool,
     /// The position of its last row, where the next page starts.
     pub last: Option<Cursor>,
     pub pieces: Vec<Piece>,
@@ -108,7 +108,7 @@ impl Pages {
         let read = || async {
             let page = db.fetch_page(table, window, after, limit).await?;
             Ok::<_, DbError>(Arc::new(Cut {
-                full: page.rows.len() >= limit as usize,
+                more: page.more,
                 last: page.last(),
                 pieces: batch::split(&page, batch_rows, max_bytes),
             }))

@@ -290,7 +290,7 @@ async fn read_ahead(
     loop {
         let page = ctx.pages.fetch(&ctx.db, table, window, after, size).await;
         let next = match &page {
-            Ok(page) if page.full => page.last,
+            Ok(page) if page.more => page.last,
             _ => None,
         };
         if feed.send(page).await.is_err() {
@@ -330,7 +330,7 @@ impl Run<'_> {
             if let Err(outcome) = self.send_page(&page).await? {
                 return Ok(outcome);
             }
-            if !page.full {
+            if !page.more {
                 held = Some(page);
                 break;
             }
@@ -366,7 +366,7 @@ impl Run<'_> {
             }
             let Some(last) = piece.last() else { continue };
             self.after = Some(last);
-            let ends_window = !page.full && n + 1 == page.pieces.len();
+            let ends_window = !page.more && n + 1 == page.pieces.len();
             if !ends_window {
                 self.remember(Some((self.window.stop, last))).await?;
             }

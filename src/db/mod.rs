@@ -211,6 +211,11 @@ pub struct Page {
     /// Each row's (stamp, key), in the same order: the cursor, the logs and
     /// the batch id are made from these.
     pub keys: Vec<Cursor>,
+    /// Whether rows may follow in the window: the window ends only with a
+    /// page that says none do. Not the same as "as many rows as asked
+    /// for": a page read in two statements can come out short while more
+    /// rows follow (see `db/mysql/page.rs`).
+    pub more: bool,
 }
 
 impl Page {
@@ -226,6 +231,12 @@ impl Page {
     /// How many rows; at most a page's limit, which is a `u32`.
     fn len(&self) -> u32 {
         u32::try_from(self.keys.len()).unwrap_or(u32::MAX)
+    }
+
+    /// A page read in one statement: rows may follow if it is full.
+    fn ended_at(mut self, limit: u32) -> Self {
+        self.more = self.len() >= limit;
+        self
     }
 }
 

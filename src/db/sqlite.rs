@@ -211,7 +211,7 @@ pub(super) async fn fetch_page(
         let (object, at) = decode(table, row)?;
         page.push(object, at);
     }
-    Ok(page)
+    Ok(page.ended_at(limit))
 }
 
 /// SQLite values carry their own storage class; render each by that class,

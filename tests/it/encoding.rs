@@ -93,7 +93,11 @@ async fn mysql_nullable_dates_keep_null_apart_from_zero() {
         [
             (Value::Null, Value::Null, json!("2024-03-05 06:07:08")),
             (json!(min), json!("0001-01-01"), json!(min)),
-            (json!("2024-03-05 06:07:08"), json!("2024-03-05"), json!(min)),
+            (
+                json!("2024-03-05 06:07:08"),
+                json!("2024-03-05"),
+                json!(min)
+            ),
         ]
     );
     db.drop().await;

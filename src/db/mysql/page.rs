@@ -81,7 +81,7 @@ impl Reader<'_> {
         for (at, object) in self.rows(Order::StampAndKey, None, limit).await? {
             page.push(object, at);
         }
-        Ok(page)
+        Ok(page.ended_at(limit))
     }
 
     async fn stamp_then_key(&self, limit: u32) -> Result<Page, DbError> {
@@ -105,11 +105,21 @@ impl Reader<'_> {
         let Some(last) = cut else {
             return Ok(page);
         };
+        // Rows followed this page when step 1 ran, even if the page comes
+        // out short: rows of the last stamp changed between the two
+        // statements (they are in a later window now).
+        page.more = true;
         let lacking = limit.saturating_sub(page.len());
         if lacking > 0 {
             for (at, object) in self.rows(Order::Key, Some(last), lacking).await? {
                 page.push(object, at);
             }
+        }
+        if page.rows.is_empty() {
+            // Every row of the first step was at `last`, and none is now:
+            // read this page in one statement rather than read the same
+            // rows again.
+            return self.in_one_statement(limit).await;
         }
         Ok(page)
     }
