@@ -32,6 +32,11 @@ const MYSQL: &[(i64, &str, &str)] = &[
         "rowhook_secret",
         include_str!("../../migrations/mysql/0004_rowhook_secret.sql"),
     ),
+    (
+        5,
+        "cursor_fractions",
+        include_str!("../../migrations/mysql/0005_cursor_fractions.sql"),
+    ),
 ];
 
 const SQLITE: &[(i64, &str, &str)] = &[

@@ -35,7 +35,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::NaiveDateTime;
+use chrono::{NaiveDateTime, Timelike};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sqlx::Connection;
@@ -515,7 +515,7 @@ impl Database {
         let (stop, stamp, key) = match p.window {
             Some((stop, c)) => (
                 Some(format_time(stop)),
-                Some(format_time(c.stamp)),
+                Some(format_stamp(c.stamp)),
                 Some(c.key),
             ),
             None => (None, None, None),
@@ -589,7 +589,7 @@ fn progress_from(
         (Some(stop), Some(stamp), Some(key)) => Some((
             parse_server_time(&stop)?,
             Cursor {
-                stamp: parse_server_time(&stamp)?,
+                stamp: parse_stamp(&stamp)?,
                 key,
             },
         )),
@@ -610,6 +610,36 @@ fn parse_server_time(text: &str) -> Result<NaiveDateTime, DbError> {
 
 fn format_time(t: NaiveDateTime) -> String {
     crate::datetime::format(t)
+}
+
+/// Parses a row's change stamp as the server prints it, keeping any
+/// fraction of a second (to the microsecond, MySQL's finest): a cursor that
+/// dropped it would start the next page before rows already sent, and a page
+/// that ended inside such a second would be read again forever.
+fn parse_stamp(text: &str) -> Result<NaiveDateTime, DbError> {
+    let bad = || DbError::BadServerTime(text.to_owned());
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let at = crate::datetime::parse(whole).map_err(|_| bad())?;
+    if fraction.is_empty() {
+        return Ok(at);
+    }
+    let digits: String = fraction
+        .chars()
+        .chain(std::iter::repeat('0'))
+        .take(6)
+        .collect();
+    let micros: u32 = digits.parse().map_err(|_| bad())?;
+    at.with_nanosecond(micros * 1000).ok_or_else(bad)
+}
+
+/// A change stamp as the server reads it: [`format_time`], then the
+/// microseconds when there are any.
+fn format_stamp(t: NaiveDateTime) -> String {
+    let whole = format_time(t);
+    match t.nanosecond() / 1000 {
+        0 => whole,
+        micros => format!("{whole}.{micros:06}"),
+    }
 }
 
 /// Picks the change column: the target's own, else `DateTStamp`, else
@@ -684,9 +714,9 @@ fn page_binds(window: Window, after: Option<Cursor>) -> (String, String, Option<
         _ => window.start,
     };
     (
-        format_time(from),
+        format_stamp(from),
         format_time(window.stop),
-        after.map(|c| (format_time(c.stamp), c.key)),
+        after.map(|c| (format_stamp(c.stamp), c.key)),
     )
 }
 
@@ -694,4 +724,26 @@ fn filter_sql(filter: Option<RowFilter>) -> Option<&'static str> {
     filter.map(|f| match f {
         RowFilter::DeletedAppointments => "HistApptAction = 4",
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stamp_keeps_its_fraction_of_a_second_both_ways() {
+        for (text, printed) in [
+            ("2024-03-05 06:07:08", "2024-03-05 06:07:08"),
+            ("2024-03-05 06:07:08.100", "2024-03-05 06:07:08.100000"),
+            ("2024-03-05 06:07:08.000001", "2024-03-05 06:07:08.000001"),
+            ("2024-03-05 06:07:08.000", "2024-03-05 06:07:08"),
+            ("2024-03-05 06:07:08.1234567", "2024-03-05 06:07:08.123456"),
+        ] {
+            let at = parse_stamp(text).unwrap();
+            assert_eq!(format_stamp(at), printed, "{text}");
+            assert_eq!(parse_stamp(printed).unwrap(), at, "{text}");
+        }
+        assert!(parse_stamp("2024-03-05 06:07:08.x").is_err());
+        assert!(parse_stamp("yesterday").is_err());
+    }
 }

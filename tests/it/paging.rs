@@ -142,6 +142,70 @@ async fn pages_ending_inside_a_second_hold_every_row_once_in_stamp_then_key_orde
     }
 }
 
+/// A change stamp with fractions of a second (`DATETIME(3)`): pages end
+/// between rows of one second, and the cursor keeps the fraction, so the
+/// next page starts after the last row sent rather than at the whole second
+/// (which read the same rows again, forever). MyISAM and InnoDB.
+#[tokio::test]
+async fn stamps_with_fractions_of_a_second_page_exactly() {
+    for engine in ["MyISAM", "InnoDB"] {
+        let db = TestDb::mysql().await;
+        let second = db.ago(30).await;
+        db.exec(
+            &format!(
+                "CREATE TABLE reading (ReadingNum BIGINT PRIMARY KEY, Value INT NOT NULL, \
+                 DateTStamp DATETIME(3) NOT NULL, INDEX (DateTStamp)) ENGINE={engine}"
+            ),
+            &[],
+        )
+        .await;
+        // Seven rows in one second, two sharing a fraction; keys out of order.
+        let fractions = ["100", "700", "300", "300", "900", "500", "200"];
+        for (i, fraction) in fractions.iter().enumerate() {
+            let key = (i * 3) % 7 + 1;
+            db.exec(
+                "INSERT INTO reading VALUES (?, ?, ?)",
+                &[
+                    &key.to_string(),
+                    &i.to_string(),
+                    &format!("{second}.{fraction}"),
+                ],
+            )
+            .await;
+        }
+        let mut expected: Vec<(&str, i64)> = fractions
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (*f, ((i * 3) % 7 + 1) as i64))
+            .collect();
+        expected.sort();
+        let rx = Receiver::start().await.unwrap();
+        let url = rx.url("/");
+        db.subscribe(Sub {
+            table: "reading",
+            ..Sub::new(&url)
+        })
+        .await;
+
+        let run = run_once(
+            &db,
+            Settings {
+                batch_size: 2,
+                ..settings()
+            },
+        );
+        let summary = tokio::time::timeout(PATIENCE, run)
+            .await
+            .unwrap_or_else(|_| panic!("{engine}: the window never ended"));
+        assert_eq!(summary.processed, 1, "{engine}");
+
+        let keys = keys(&rx.accepted(), "ReadingNum");
+        let want: Vec<i64> = expected.iter().map(|(_, key)| *key).collect();
+        assert_eq!(keys, want, "{engine}: each row once, in (stamp, key) order");
+        db.drop().await;
+    }
+}
+
 /// Rows that change while a window is being paged move out of it (their
 /// stamp is now at or after `stop`) and arrive, changed, in the next
 /// window; no other row is skipped. OFFSET paging would skip rows here.

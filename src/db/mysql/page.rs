@@ -29,8 +29,8 @@ use sqlx::Row;
 
 use super::zone_literal;
 use crate::db::{
-    encode, format_time, page_binds, parse_server_time, quote, window_from, Column, ColumnKind,
-    DbError, Page, PageRead, WatchedTable,
+    encode, format_stamp, page_binds, parse_stamp, quote, window_from, Column, ColumnKind, DbError,
+    Page, PageRead, WatchedTable,
 };
 use crate::window::{Cursor, Window};
 
@@ -153,7 +153,7 @@ impl Reader<'_> {
             query = query.bind(stamp).bind(key);
         }
         if let Some(at) = at {
-            query = query.bind(format_time(at));
+            query = query.bind(format_stamp(at));
         }
         let table = self.table;
         // Each row is decoded as it arrives, while the server is still
@@ -214,7 +214,7 @@ fn cursor_of(table: &WatchedTable, row: &MySqlRow) -> Result<Cursor, DbError> {
     let n = table.columns.len();
     let stamp: String = row.try_get(n)?;
     Ok(Cursor {
-        stamp: parse_server_time(&stamp)?,
+        stamp: parse_stamp(&stamp)?,
         key: row.try_get(n + 1)?,
     })
 }
