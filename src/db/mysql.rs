@@ -467,15 +467,14 @@ async fn stamp_index(
             _ => indexes.push((index, vec![column])),
         }
     }
-    let is =
-        |column: Option<&&str>, name: &str| column.is_some_and(|c| c.eq_ignore_ascii_case(name));
-    let on_stamp = || {
-        indexes
-            .iter()
-            .filter(|(_, columns)| is(columns.first(), stamp))
-    };
-    let ordered = on_stamp().any(|(_, columns)| match columns.get(1) {
-        Some(_) => is(columns.get(1), key),
+    let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+    let on_stamp: Vec<&Vec<&str>> = indexes
+        .iter()
+        .map(|(_, columns)| columns)
+        .filter(|columns| columns.first().is_some_and(|c| same(c, stamp)))
+        .collect();
+    let ordered = on_stamp.iter().any(|columns| match columns.get(1) {
+        Some(second) => same(second, key),
         None => innodb,
     });
     let read = if ordered {
@@ -483,7 +482,7 @@ async fn stamp_index(
     } else {
         PageRead::StampThenKey
     };
-    Ok((on_stamp().next().is_some(), read))
+    Ok((!on_stamp.is_empty(), read))
 }
 
 /// Date types the page reader decodes from the binary protocol when the
