@@ -11,8 +11,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 
 use crate::config::{self, Settings, MAX_BATCH_SIZE};
-use crate::destination::{self, NetworkPolicy};
-use crate::health::RetryPolicy;
+use crate::delivery::destination::{self, NetworkPolicy};
+use crate::domain::health::RetryPolicy;
 
 #[derive(Debug, Parser)]
 #[command(

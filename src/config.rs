@@ -6,9 +6,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::destination::NetworkPolicy;
-
-use crate::health::RetryPolicy;
+use crate::delivery::destination::NetworkPolicy;
+use crate::delivery::sender::HttpOptions;
+use crate::domain::health::RetryPolicy;
 
 /// Open Dental's own batch size, and the most rowhook will send at once.
 pub const MAX_BATCH_SIZE: u32 = 1000;
@@ -45,6 +45,18 @@ pub struct Settings {
     pub destinations: NetworkPolicy,
     /// Extra certificate authorities (PEM) trusted for HTTPS receivers.
     pub ca_file: Option<PathBuf>,
+}
+
+impl Settings {
+    /// What the HTTP client needs of these settings.
+    pub fn http(&self) -> HttpOptions<'_> {
+        HttpOptions {
+            workstation: &self.workstation,
+            request_timeout: self.request_timeout,
+            destinations: &self.destinations,
+            ca_file: self.ca_file.as_deref(),
+        }
+    }
 }
 
 /// 16 MiB: far above a page of ordinary rows (about 1 MB for 1000

@@ -9,61 +9,47 @@
 //!
 //! # Layout
 //!
-//! * [`subscription`]: a raw `apisubscription` row parsed, once, into a typed
-//!   [`subscription::Subscription`] that cannot hold an invalid value.
-//! * [`watch_table`]: Open Dental's `WatchTable` names and how they map to a
-//!   table, a change column and an optional filter.
-//! * [`db`]: the only place SQL lives. [`db::Database`] is the boundary; one
-//!   file per backend (`mysql.rs`, `sqlite.rs`).
-//! * [`datetime`]: Open Dental's datetime text, read and written without
-//!   chrono's per-call format parsing.
-//! * [`clock_watch`]: noticing that the server's clock stepped back between
-//!   ticks, from its offset to this process's monotonic clock.
-//! * [`window`]: the pure arithmetic of a polling window (start, stop,
-//!   look-back cap, due time).
-//! * [`processor`]: one subscription's window: page, send, advance the
-//!   watermark. This is where `DateTimeStart` moves.
-//! * [`pages`]: windows of the same table and tick read each page once.
-//! * [`quiet`]: due windows with nothing in them, found with one probe per
-//!   tick and closed together.
-//! * [`batch`]: a page of rows cut into request bodies, and batch ids.
-//! * [`delivery`]: the HTTP client. This is where a batch is sent and the
-//!   reply is classified.
-//! * [`signing`]: Standard Webhooks signatures and per-subscription secrets.
-//! * [`destination`]: which receiver addresses may be contacted.
-//! * [`health`]: consecutive failures, backoff and deactivation (pure).
-//! * [`journal`]: the delivery log writer (`rowhook_delivery`).
-//! * [`scheduler`]: the tick loop that loads subscriptions, decides which are
-//!   due and runs them concurrently.
-//! * [`receiver`]: a small webhook receiver used by `rowhook demo` and by the
-//!   tests.
-//! * [`commands`]: one file per CLI subcommand; [`cli`], [`config`],
-//!   [`telemetry`] and [`shutdown`] are the binary's plumbing.
+//! The folders are the layers, and each imports only from those before it:
+//!
+//! * [`domain`]: the values rowhook reasons about — a parsed subscription
+//!   (`domain/subscription.rs`), the table it watches, where it stands
+//!   (`progress.rs`), its health, its secret, a delivery attempt. No I/O.
+//! * [`db`]: every SQL statement. Subscriptions are read in a snapshot, a
+//!   page is read (`db/mysql/page.rs`), the watermark moves
+//!   (`db/progress.rs`).
+//! * [`delivery`]: a batch is sent (`sender.rs`) and signed (`signing.rs`),
+//!   to an allowed address (`destination.rs`), and logged (`journal.rs`).
+//! * [`config`]: the daemon's settings.
+//! * [`window`]: one subscription's window — planned (`plan.rs`), read
+//!   ahead (`read_ahead.rs`, `pages.rs`), cut into batches (`batch.rs`),
+//!   sent and advanced (`run.rs`).
+//! * [`tick`]: one tick — subscriptions admitted (`admit.rs`), the safe
+//!   stop (`stop.rs`), clock steps (`clock_step.rs`, `rewinds.rs`), empty
+//!   windows closed together (`quiet.rs`), a task per window (`task.rs`).
+//! * [`daemon`]: ticks until shutdown.
+//! * The binary's edge: [`commands`] (one file per subcommand), [`cli`],
+//!   [`telemetry`], [`shutdown`], and [`receiver`] (the demo's and the
+//!   tests' webhook receiver).
 #![forbid(unsafe_code)]
 
-pub mod batch;
-pub mod cli;
-pub mod clock_watch;
-pub mod commands;
-pub mod config;
-pub mod datetime;
+pub mod domain;
+
 pub mod db;
+
 pub mod delivery;
-pub mod destination;
-pub mod health;
-pub mod journal;
-pub mod pages;
-pub mod processor;
-pub mod quiet;
-pub mod receiver;
-pub mod scheduler;
-pub mod shutdown;
-pub mod signing;
-pub mod subscription;
-pub mod telemetry;
-pub mod watch_table;
+
+pub mod config;
+
 pub mod window;
 
-/// The datetime text format Open Dental uses everywhere: in the database
-/// literals it writes, in the JSON it sends, and in `DateTimeStart`.
-pub const DATETIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
+pub mod tick;
+
+pub mod daemon;
+
+pub mod cli;
+pub mod commands;
+pub mod receiver;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use domain::datetime::DATETIME_FORMAT;

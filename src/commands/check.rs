@@ -5,7 +5,7 @@ use chrono::NaiveDateTime;
 
 use crate::cli::{AgentArgs, DbArgs};
 use crate::db::Database;
-use crate::subscription::{Parsed, SubscriptionRow};
+use crate::domain::subscription::{Parsed, SubscriptionRow};
 
 /// Prints one line per subscription; returns how many are wrong.
 pub async fn run(db_args: &DbArgs, args: &AgentArgs) -> anyhow::Result<usize> {

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::cli::{DbArgs, DeliveriesArgs};
-use crate::subscription::SubscriptionId;
+use crate::domain::subscription::SubscriptionId;
 
 pub async fn run(db_args: &DbArgs, args: &DeliveriesArgs) -> anyhow::Result<()> {
     let db = super::connect(db_args, 1).await?;
@@ -23,9 +23,9 @@ pub async fn run(db_args: &DbArgs, args: &DeliveriesArgs) -> anyhow::Result<()> 
                     "attempted_at": super::when(Some(r.attempted_at)),
                     "subscription": r.subscription.0,
                     "table": r.watch_table,
-                    "status": r.status,
+                    "status": r.status.as_str(),
                     "http_status": r.http_status,
-                    "error_class": r.error_class,
+                    "error_class": r.error_class.map(|c| c.as_str()),
                     "error": r.error,
                     "rows": r.rows,
                     "first_key": r.first_key,
@@ -65,7 +65,7 @@ pub async fn run(db_args: &DbArgs, args: &DeliveriesArgs) -> anyhow::Result<()> 
                 super::when(Some(r.attempted_at)),
                 r.subscription.to_string(),
                 r.watch_table.clone(),
-                r.status.to_owned(),
+                r.status.to_string(),
                 r.http_status
                     .map_or_else(|| "-".to_owned(), |s| s.to_string()),
                 r.rows.to_string(),

@@ -53,5 +53,5 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 
 /// An optional time as text, `-` when absent.
 pub fn when(t: Option<chrono::NaiveDateTime>) -> String {
-    t.map_or_else(|| "-".to_owned(), crate::datetime::format)
+    t.map_or_else(|| "-".to_owned(), crate::domain::datetime::format)
 }

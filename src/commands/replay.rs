@@ -6,11 +6,14 @@
 use anyhow::{bail, Context as _};
 
 use crate::cli::{DbArgs, ReplayArgs};
-use crate::subscription::SubscriptionId;
+use crate::domain::subscription::SubscriptionId;
 
 pub async fn run(db_args: &DbArgs, args: &ReplayArgs) -> anyhow::Result<()> {
-    let since = chrono::NaiveDateTime::parse_from_str(args.since.trim(), crate::DATETIME_FORMAT)
-        .with_context(|| format!("--since {:?} is not 'YYYY-MM-DD HH:MM:SS'", args.since))?;
+    let since = chrono::NaiveDateTime::parse_from_str(
+        args.since.trim(),
+        crate::domain::datetime::DATETIME_FORMAT,
+    )
+    .with_context(|| format!("--since {:?} is not 'YYYY-MM-DD HH:MM:SS'", args.since))?;
     let db = super::connect(db_args, 1).await?;
     let found = db.replay(SubscriptionId(args.subscription), since).await;
     db.close().await;

@@ -3,9 +3,8 @@
 use anyhow::Context as _;
 
 use crate::cli::{DbArgs, RunArgs};
-use crate::delivery::Sender;
-use crate::processor::Context;
-use crate::scheduler::{self, Summary};
+use crate::daemon::{self, Summary};
+use crate::window::Context;
 
 /// Runs until SIGTERM/SIGINT, or one pass with `--once`.
 pub async fn run(db_args: &DbArgs, args: &RunArgs) -> anyhow::Result<Summary> {
@@ -15,23 +14,16 @@ pub async fn run(db_args: &DbArgs, args: &RunArgs) -> anyhow::Result<Summary> {
         .saturating_add(2);
     let db = super::connect(db_args, pool_size).await?;
     db.check_migrated().await?;
-    let sender = Sender::new(&settings).context("cannot set up HTTP delivery")?;
     let shutdown = crate::shutdown::on_signals().context("cannot listen for signals")?;
+    let ctx =
+        Context::new(db.clone(), settings, shutdown).context("cannot set up HTTP delivery")?;
+    let settings = &ctx.settings;
     tracing::info!(
         workstation = %settings.workstation, batch_size = settings.batch_size,
         max_lookback = %settings.max_lookback.map_or("unlimited".into(), |d| humantime::format_duration(d).to_string()),
         once = args.once, "rowhook started."
     );
-    let journal = crate::journal::Journal::start(db.clone(), settings.delivery_log_retention);
-    let ctx = Context {
-        db: db.clone(),
-        sender,
-        settings,
-        shutdown,
-        journal,
-        pages: Default::default(),
-    };
-    let summary = scheduler::run(ctx, args.once).await;
+    let summary = daemon::run(ctx, args.once).await;
     db.close().await;
     tracing::info!(
         processed = summary.processed,

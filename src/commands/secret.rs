@@ -7,8 +7,8 @@ use anyhow::{bail, Context as _};
 
 use crate::cli::{DbArgs, SecretCommand};
 use crate::db::Database;
-use crate::signing::SigningSecret;
-use crate::subscription::SubscriptionId;
+use crate::domain::secret::SigningSecret;
+use crate::domain::subscription::SubscriptionId;
 
 pub async fn run(db_args: &DbArgs, command: &SecretCommand) -> anyhow::Result<()> {
     let db = super::connect(db_args, 1).await?;
@@ -54,7 +54,7 @@ async fn dispatch(db: &Database, command: &SecretCommand) -> anyhow::Result<()> 
             println!("{}", secret.expose());
             eprintln!(
                 "Subscription {number} signs with this new secret, and with the old one too until {} UTC.",
-                until.format(crate::DATETIME_FORMAT)
+                until.format(crate::domain::datetime::DATETIME_FORMAT)
             );
         }
     }

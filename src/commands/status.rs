@@ -6,8 +6,8 @@ use serde_json::{json, Value};
 
 use crate::cli::{DbArgs, StatusArgs};
 use crate::config::default_workstation;
-use crate::health::Health;
-use crate::subscription::{Parsed, SubscriptionRow};
+use crate::domain::health::Health;
+use crate::domain::subscription::{Parsed, SubscriptionRow};
 
 /// Prints the status table (or JSON).
 pub async fn run(db_args: &DbArgs, args: &StatusArgs) -> anyhow::Result<()> {
@@ -88,7 +88,7 @@ fn describe(row: &SubscriptionRow, health: &Health, now: NaiveDateTime, ours: &s
             (state.to_owned(), Some(s.endpoint.to_string()), None)
         }
     };
-    let lag = crate::subscription::parse_od_datetime("DateTimeStart", &row.date_time_start)
+    let lag = crate::domain::subscription::parse_od_datetime("DateTimeStart", &row.date_time_start)
         .ok()
         .and_then(|start| (now - start).to_std().ok())
         .map(|d| {

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::cli::{AddArgs, DbArgs, SubscriptionsCommand};
 use crate::db::{Database, NewSubscription};
-use crate::subscription::{Parsed, SubscriptionId, SubscriptionRow};
+use crate::domain::subscription::{Parsed, SubscriptionId, SubscriptionRow};
 
 pub async fn run(db_args: &DbArgs, command: &SubscriptionsCommand) -> anyhow::Result<()> {
     let db = super::connect(db_args, 1).await?;

@@ -119,9 +119,9 @@ impl Default for JsonRow {
 pub fn date(text: &str) -> Value {
     let day = text
         .get(..10)
-        .and_then(|d| crate::datetime::parse_date(d).ok());
+        .and_then(|d| crate::domain::datetime::parse_date(d).ok());
     Value::String(match day {
-        Some(d) if d.year() >= 1880 => crate::datetime::format_date(d),
+        Some(d) if d.year() >= 1880 => crate::domain::datetime::format_date(d),
         _ => "0001-01-01".to_owned(),
     })
 }
@@ -131,9 +131,9 @@ pub fn date(text: &str) -> Value {
 /// pre-1880 values as `0001-01-01 00:00:00`.
 pub fn datetime(text: &str) -> Value {
     let whole = text.split('.').next().unwrap_or(text);
-    let time = crate::datetime::parse(whole).ok();
+    let time = crate::domain::datetime::parse(whole).ok();
     Value::String(match time {
-        Some(t) if t.year() >= 1880 => crate::datetime::format(t),
+        Some(t) if t.year() >= 1880 => crate::domain::datetime::format(t),
         _ => "0001-01-01 00:00:00".to_owned(),
     })
 }
@@ -153,9 +153,9 @@ pub fn binary_date(kind: ColumnKind, raw: Option<&[u8]>) -> Option<Value> {
     let day = chrono::NaiveDate::from_ymd_opt(year, part(2), part(3)).filter(|d| d.year() >= 1880);
     let time = chrono::NaiveTime::from_hms_opt(part(4), part(5), part(6));
     Some(Value::String(match (kind, day, time) {
-        (ColumnKind::Date, Some(d), _) => crate::datetime::format_date(d),
+        (ColumnKind::Date, Some(d), _) => crate::domain::datetime::format_date(d),
         (ColumnKind::Date, None, _) => "0001-01-01".to_owned(),
-        (_, Some(d), Some(t)) => crate::datetime::format(d.and_time(t)),
+        (_, Some(d), Some(t)) => crate::domain::datetime::format(d.and_time(t)),
         _ => "0001-01-01 00:00:00".to_owned(),
     }))
 }
@@ -551,7 +551,7 @@ mod properties {
                 return Ok(());
             };
             let t = d.and_hms_opt(second / 3600, second / 60 % 60, second % 60).unwrap_or_default();
-            let shown = t.format(crate::DATETIME_FORMAT).to_string();
+            let shown = t.format(crate::domain::datetime::DATETIME_FORMAT).to_string();
             let text = match &fraction {
                 Some(f) => format!("{shown}.{f}"),
                 None => shown.clone(),
@@ -570,7 +570,7 @@ mod properties {
             for value in [date(&text), datetime(&text)] {
                 let shown = value.as_str().unwrap_or_default();
                 let ok = NaiveDate::parse_from_str(shown, "%Y-%m-%d").is_ok()
-                    || NaiveDateTime::parse_from_str(shown, crate::DATETIME_FORMAT).is_ok();
+                    || NaiveDateTime::parse_from_str(shown, crate::domain::datetime::DATETIME_FORMAT).is_ok();
                 prop_assert!(ok, "{:?} -> {:?}", text, shown);
             }
         }

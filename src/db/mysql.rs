@@ -21,15 +21,14 @@ mod page;
 
 pub(super) use page::fetch_page;
 
-use super::operator::health_from;
-use super::{
-    choose_change_column, encode, format_time, page_binds, parse_server_time, progress_from,
-    window_from, Clock, Column, ColumnKind, DbError, OpenWrites, PageRead, Progress, Snapshot,
-    WatchedTable,
-};
-use crate::subscription::{SubscriptionId, SubscriptionRow};
-use crate::watch_table::WatchTarget;
-use crate::window::Window;
+use super::encode::{self, ColumnKind};
+use super::error::DbError;
+use super::model::{choose_change_column, Column, OpenWrites, PageRead, Snapshot, WatchedTable};
+use super::rows::snapshot_entry;
+use super::sql::{format_time, parse_server_time, window_from, PageBinds};
+use crate::domain::progress::{Clock, Progress, Recheck, StartText, Window};
+use crate::domain::subscription::SubscriptionId;
+use crate::domain::watch_table::WatchTarget;
 
 /// The zone Open Dental's datetimes are in: `configured`, or the server's
 /// `@@global.time_zone`. Checked to be one the server can convert.
@@ -196,14 +195,19 @@ pub(super) async fn snapshot(pool: &MySqlPool, zone: &str) -> Result<Snapshot, D
         "SELECT CAST(UTC_TIMESTAMP() AS CHAR), \
                 CAST(CONVERT_TZ(UTC_TIMESTAMP(), '+00:00', ?) AS CHAR), \
                 CAST(MICROSECOND(UTC_TIMESTAMP(6)) AS SIGNED), \
-                s.ApiSubscriptionNum, s.EndPointUrl, s.Workstation, \
-                s.CustomerKey, s.WatchTable, CAST(s.PollingSeconds AS SIGNED), s.UiEventType, \
-                CAST(s.DateTimeStart AS CHAR), CAST(s.DateTimeStop AS CHAR), \
-                p.date_time_start, CAST(p.watermark AS CHAR), CAST(p.window_stop AS CHAR), \
-                CAST(p.cursor_stamp AS CHAR), p.cursor_key, \
-                CAST(h.consecutive_failures AS SIGNED), CAST(h.last_success_at AS CHAR), \
-                CAST(h.last_failure_at AS CHAR), CAST(h.next_retry_at AS CHAR), \
-                CAST(h.deactivated_at AS CHAR), h.last_failure_reason \
+                s.ApiSubscriptionNum AS num, s.EndPointUrl AS endpoint_url, \
+                s.Workstation AS workstation, s.CustomerKey AS customer_key, \
+                s.WatchTable AS watch_table, CAST(s.PollingSeconds AS SIGNED) AS polling_seconds, \
+                s.UiEventType AS ui_event_type, CAST(s.DateTimeStart AS CHAR) AS date_time_start, \
+                CAST(s.DateTimeStop AS CHAR) AS date_time_stop, \
+                p.date_time_start AS p_start, CAST(p.watermark AS CHAR) AS p_watermark, \
+                CAST(p.window_stop AS CHAR) AS p_window_stop, \
+                CAST(p.cursor_stamp AS CHAR) AS p_cursor_stamp, p.cursor_key AS p_cursor_key, \
+                CAST(h.consecutive_failures AS SIGNED) AS h_failures, \
+                CAST(h.last_success_at AS CHAR) AS h_success, \
+                CAST(h.last_failure_at AS CHAR) AS h_failure, \
+                CAST(h.next_retry_at AS CHAR) AS h_next_retry, \
+                CAST(h.deactivated_at AS CHAR) AS h_deactivated, h.last_failure_reason AS h_reason \
          FROM (SELECT 1 AS one) AS tick \
          LEFT JOIN apisubscription s ON TRUE \
          LEFT JOIN rowhook_progress p ON p.subscription_num = s.ApiSubscriptionNum \
@@ -223,60 +227,20 @@ pub(super) async fn snapshot(pool: &MySqlPool, zone: &str) -> Result<Snapshot, D
     let micros = first.try_get::<Option<i64>, _>(2)?.unwrap_or_default();
     let phase = Duration::from_micros(micros.clamp(0, 999_999).unsigned_abs());
     let now_exact = clock.instant + chrono::Duration::microseconds(micros.clamp(0, 999_999));
-    let mut subscriptions = Vec::with_capacity(rows.len());
-    let (mut progress, mut health) = (HashMap::new(), HashMap::new());
-    for row in &rows {
-        let Some(num) = row.try_get::<Option<i64>, _>(3)? else {
-            continue;
-        };
-        // Read as bytes: sqlx refuses `String` for a column with a binary
-        // collation (`utf8mb4_bin`), and one such column would otherwise
-        // stop every subscription, not just its own.
-        let text = |i: usize| -> Result<String, sqlx::Error> {
-            Ok(row
-                .try_get_unchecked::<Option<Vec<u8>>, _>(i)?
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default())
-        };
-        subscriptions.push(SubscriptionRow {
-            num,
-            endpoint_url: text(4)?,
-            workstation: text(5)?,
-            customer_key: text(6)?,
-            watch_table: text(7)?,
-            polling_seconds: row.try_get::<Option<i64>, _>(8)?.unwrap_or_default(),
-            ui_event_type: text(9)?,
-            date_time_start: text(10)?,
-            date_time_stop: text(11)?,
-        });
-        let mine = progress_from(
-            row.try_get(12)?,
-            row.try_get(13)?,
-            row.try_get(14)?,
-            row.try_get(15)?,
-            row.try_get(16)?,
-        )?;
-        if let Some(p) = mine {
-            progress.insert(SubscriptionId(num), p);
-        }
-        let times = [
-            row.try_get(18)?,
-            row.try_get(19)?,
-            row.try_get(20)?,
-            row.try_get(21)?,
-        ];
-        if let Some(h) = health_from(row.try_get(17)?, times, row.try_get(22)?)? {
-            health.insert(SubscriptionId(num), h);
-        }
-    }
-    Ok(Snapshot {
+    let mut snapshot = Snapshot {
         clock,
         phase,
         now_exact,
-        subscriptions,
-        progress,
-        health,
-    })
+        subscriptions: Vec::with_capacity(rows.len()),
+        progress: HashMap::new(),
+        health: HashMap::new(),
+    };
+    for row in &rows {
+        if let Some(entry) = snapshot_entry(row)? {
+            snapshot.add(entry);
+        }
+    }
+    Ok(snapshot)
 }
 
 pub(super) async fn local_to_instant(
@@ -325,7 +289,7 @@ pub(super) async fn instant_to_local(
 pub(super) async fn close_window(
     pool: &MySqlPool,
     id: SubscriptionId,
-    expected: &str,
+    expected: &StartText,
     progress: &Progress,
 ) -> Result<bool, DbError> {
     let matched = sqlx::query(
@@ -334,11 +298,11 @@ pub(super) async fn close_window(
              p.window_stop = NULL, p.cursor_stamp = NULL, p.cursor_key = NULL \
          WHERE s.ApiSubscriptionNum = ? AND s.DateTimeStart = ?",
     )
-    .bind(&progress.date_time_start)
-    .bind(&progress.date_time_start)
+    .bind(progress.date_time_start.as_str())
+    .bind(progress.date_time_start.as_str())
     .bind(format_time(progress.watermark))
     .bind(id.0)
-    .bind(expected)
+    .bind(expected.as_str())
     .execute(pool)
     .await?
     .rows_affected();
@@ -350,7 +314,7 @@ pub(super) async fn recheck(
     pool: &MySqlPool,
     zone: &str,
     id: SubscriptionId,
-) -> Result<Option<(String, bool)>, DbError> {
+) -> Result<Option<Recheck>, DbError> {
     let row: Option<(String, i64)> = sqlx::query_as(
         "SELECT CAST(DateTimeStart AS CHAR), \
                 CAST(YEAR(DateTimeStop) >= 1880 AND DateTimeStop < CONVERT_TZ(UTC_TIMESTAMP(), '+00:00', ?) AS SIGNED) \
@@ -360,7 +324,10 @@ pub(super) async fn recheck(
     .bind(id.0)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|(start, expired)| (start, expired != 0)))
+    Ok(row.map(|(start, expired)| Recheck {
+        start: StartText::new(start),
+        expired: expired != 0,
+    }))
 }
 
 pub(super) async fn resolve(
@@ -512,7 +479,7 @@ pub(super) async fn count_rows(
     table: &WatchedTable,
     window: Window,
 ) -> Result<u64, DbError> {
-    let (from, stop, _) = page_binds(window, None);
+    let PageBinds { from, stop, .. } = PageBinds::new(window, None);
     let sql = format!("SELECT COUNT(*){}", window_from(table, None, '`'));
     let count: i64 = sqlx::query_scalar(&sql)
         .bind(from)

@@ -6,32 +6,11 @@
 use chrono::NaiveDateTime;
 use sqlx::Row;
 
-use super::{format_time, parse_server_time, Database, DbError};
-use crate::health::Health;
-use crate::subscription::SubscriptionId;
-
-/// One POST attempt, as `rowhook_delivery` records it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeliveryRecord {
-    pub subscription: SubscriptionId,
-    pub batch_id: String,
-    pub watch_table: String,
-    pub window_start: NaiveDateTime,
-    pub window_stop: NaiveDateTime,
-    pub first_key: Option<i64>,
-    pub last_key: Option<i64>,
-    pub rows: u32,
-    /// Filled in when the record is written: 1 + earlier attempts of the
-    /// same batch.
-    pub attempt: u32,
-    /// `SENT`, `FAILED`, or `SKIPPED` (a row too large for any request).
-    pub status: &'static str,
-    pub http_status: Option<u16>,
-    pub error_class: Option<&'static str>,
-    pub error: String,
-    pub elapsed_ms: u64,
-    pub attempted_at: NaiveDateTime,
-}
+use super::sql::{format_time, parse_server_time};
+use super::{Database, DbError};
+use crate::domain::attempt::{DeliveryRecord, DeliveryStatus, FailureClass};
+use crate::domain::health::Health;
+use crate::domain::subscription::SubscriptionId;
 
 /// A new subscription row for `rowhook subscriptions add`.
 #[derive(Debug, Clone)]
@@ -132,9 +111,9 @@ impl Database {
                     .bind(r.first_key)
                     .bind(r.last_key)
                     .bind(i64::from(r.rows))
-                    .bind(r.status)
+                    .bind(r.status.as_str())
                     .bind(r.http_status.map(i64::from))
-                    .bind(r.error_class)
+                    .bind(r.error_class.map(FailureClass::as_str))
                     .bind(error_column(&r.error))
                     .bind(i32::try_from(r.elapsed_ms).unwrap_or(i32::MAX))
                     .bind(format_time(r.attempted_at))
@@ -213,13 +192,9 @@ impl Database {
                     last_key: row.try_get(6)?,
                     rows: u32::try_from(row.try_get::<i64, _>(7)?).unwrap_or(0),
                     attempt: u32::try_from(row.try_get::<i64, _>(8)?).unwrap_or(0),
-                    status: match status.as_str() {
-                        "SENT" => "SENT",
-                        "SKIPPED" => "SKIPPED",
-                        _ => "FAILED",
-                    },
+                    status: DeliveryStatus::parse(&status),
                     http_status: row.try_get::<Option<i64>, _>(10)?.and_then(|s| u16::try_from(s).ok()),
-                    error_class: class.map(|c| crate::delivery::Failure::class_named(&c)),
+                    error_class: class.as_deref().map(FailureClass::parse),
                     error: row.try_get(12)?,
                     elapsed_ms: u64::try_from(row.try_get::<i64, _>(13)?).unwrap_or(0),
                     attempted_at: parse_server_time(&row.try_get::<String, _>(14)?)?,

@@ -1,12 +1,22 @@
-//! The statements behind [`crate::quiet`]: one probe for the newest change
+//! The statements behind `tick/quiet.rs`: one probe for the newest change
 //! stamp of several tables, and one pair of updates that closes many empty
 //! windows at once.
 
 use chrono::NaiveDateTime;
 use sqlx::Row;
 
-use super::{format_time, quote, Database, DbError, WatchedTable};
-use crate::subscription::SubscriptionId;
+use super::sql::{format_time, quote};
+use super::{Database, DbError, WatchedTable};
+use crate::domain::progress::StartText;
+use crate::domain::subscription::SubscriptionId;
+
+/// An empty window to close: whose, and the `DateTimeStart` text that was
+/// read (the compare-and-set's expected value).
+#[derive(Debug, Clone, Copy)]
+pub struct EmptyWindow<'a> {
+    pub id: SubscriptionId,
+    pub read: &'a StartText,
+}
 
 /// How many subscriptions one closing statement names; bounds its size.
 const CHUNK: usize = 500;
@@ -80,8 +90,8 @@ impl Database {
     pub async fn close_empty_windows(
         &self,
         stop: NaiveDateTime,
-        stop_local: &str,
-        read: &[(SubscriptionId, &str)],
+        stop_local: &StartText,
+        read: &[EmptyWindow<'_>],
     ) -> Result<u64, DbError> {
         let watermark = format_time(stop);
         let mut moved = 0;
@@ -98,14 +108,14 @@ impl Database {
                 pairs.join(" OR ")
             );
             moved += with_pool!(self, pool => {
-                let mut q = sqlx::query(&progress).bind(stop_local).bind(&watermark);
-                for (id, _) in chunk {
-                    q = q.bind(id.0);
+                let mut q = sqlx::query(&progress).bind(stop_local.as_str()).bind(&watermark);
+                for window in chunk {
+                    q = q.bind(window.id.0);
                 }
                 q.execute(pool).await?;
-                let mut q = sqlx::query(&cas).bind(stop_local);
-                for (id, expected) in chunk {
-                    q = q.bind(id.0).bind(*expected);
+                let mut q = sqlx::query(&cas).bind(stop_local.as_str());
+                for window in chunk {
+                    q = q.bind(window.id.0).bind(window.read.as_str());
                 }
                 q.execute(pool).await?.rows_affected()
             });

@@ -9,31 +9,10 @@ use std::collections::HashMap;
 use chrono::NaiveDateTime;
 use sqlx::Row;
 
-use super::{format_time, parse_server_time, Database, DbError};
-use crate::signing::{Signer, SigningSecret};
-use crate::subscription::SubscriptionId;
-
-/// A subscription's secrets as stored.
-#[derive(Debug, Clone)]
-pub struct StoredSecrets {
-    pub current: SigningSecret,
-    /// The secret before a rotation, and until when (UTC) it still signs.
-    pub previous: Option<(SigningSecret, NaiveDateTime)>,
-}
-
-impl StoredSecrets {
-    /// The secrets that sign at `now` (UTC).
-    pub fn signer(&self, now: NaiveDateTime) -> Signer {
-        Signer {
-            current: self.current.clone(),
-            previous: self
-                .previous
-                .as_ref()
-                .filter(|(_, until)| now < *until)
-                .map(|(secret, _)| secret.clone()),
-        }
-    }
-}
+use super::sql::{format_time, parse_server_time};
+use super::{Database, DbError};
+use crate::domain::secret::{SigningSecret, StoredSecrets};
+use crate::domain::subscription::SubscriptionId;
 
 fn parse(id: SubscriptionId, text: &str) -> Result<SigningSecret, DbError> {
     SigningSecret::parse(text).map_err(|e| DbError::BadSecret(id.0, e))

@@ -12,14 +12,14 @@ use serde_json::Value;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{Row, TypeInfo, ValueRef};
 
-use super::operator::health_from;
-use super::{
-    choose_change_column, encode, order_and_limit, page_binds, parse_server_time, progress_from,
-    quote, window_from, Clock, Column, ColumnKind, DbError, Page, PageRead, Snapshot, WatchedTable,
-};
-use crate::subscription::{SubscriptionId, SubscriptionRow};
-use crate::watch_table::WatchTarget;
-use crate::window::{Cursor, Window};
+use super::encode::{self, ColumnKind};
+use super::error::DbError;
+use super::model::{choose_change_column, Column, Page, PageRead, Snapshot, WatchedTable};
+use super::rows::snapshot_entry;
+use super::sql::{order_and_limit, parse_server_time, quote, window_from, PageBinds};
+use crate::domain::progress::{Clock, Cursor, Recheck, StartText, Window};
+use crate::domain::subscription::SubscriptionId;
+use crate::domain::watch_table::WatchTarget;
 
 pub(super) async fn clock(pool: &SqlitePool) -> Result<Clock, DbError> {
     let text: String = sqlx::query_scalar("SELECT datetime('now', 'localtime')")
@@ -35,12 +35,17 @@ pub(super) async fn clock(pool: &SqlitePool) -> Result<Clock, DbError> {
 pub(super) async fn snapshot(pool: &SqlitePool) -> Result<Snapshot, DbError> {
     let clock = clock(pool).await?;
     let rows = sqlx::query(
-        "SELECT s.ApiSubscriptionNum, s.EndPointUrl, s.Workstation, s.CustomerKey, s.WatchTable, \
-                CAST(s.PollingSeconds AS INTEGER), s.UiEventType, \
-                CAST(s.DateTimeStart AS TEXT), CAST(s.DateTimeStop AS TEXT), \
-                p.date_time_start, p.watermark, p.window_stop, p.cursor_stamp, p.cursor_key, \
-                h.consecutive_failures, h.last_success_at, h.last_failure_at, h.next_retry_at, \
-                h.deactivated_at, h.last_failure_reason \
+        "SELECT s.ApiSubscriptionNum AS num, s.EndPointUrl AS endpoint_url, \
+                s.Workstation AS workstation, s.CustomerKey AS customer_key, \
+                s.WatchTable AS watch_table, CAST(s.PollingSeconds AS INTEGER) AS polling_seconds, \
+                s.UiEventType AS ui_event_type, CAST(s.DateTimeStart AS TEXT) AS date_time_start, \
+                CAST(s.DateTimeStop AS TEXT) AS date_time_stop, \
+                p.date_time_start AS p_start, p.watermark AS p_watermark, \
+                p.window_stop AS p_window_stop, p.cursor_stamp AS p_cursor_stamp, \
+                p.cursor_key AS p_cursor_key, h.consecutive_failures AS h_failures, \
+                h.last_success_at AS h_success, h.last_failure_at AS h_failure, \
+                h.next_retry_at AS h_next_retry, h.deactivated_at AS h_deactivated, \
+                h.last_failure_reason AS h_reason \
          FROM apisubscription s \
          LEFT JOIN rowhook_progress p ON p.subscription_num = s.ApiSubscriptionNum \
          LEFT JOIN rowhook_health h ON h.subscription_num = s.ApiSubscriptionNum \
@@ -48,70 +53,31 @@ pub(super) async fn snapshot(pool: &SqlitePool) -> Result<Snapshot, DbError> {
     )
     .fetch_all(pool)
     .await?;
-    let mut subscriptions = Vec::with_capacity(rows.len());
-    let (mut progress, mut health) = (HashMap::new(), HashMap::new());
-    for row in &rows {
-        // Read as bytes: SQLite keeps whatever was written, so a TEXT
-        // column may hold invalid UTF-8 or a BLOB. Decoded lossily here, the
-        // row's own parse refuses it (see `SubscriptionError::NotText`)
-        // instead of the whole snapshot failing for every subscription.
-        let text = |i: usize| -> Result<String, sqlx::Error> {
-            Ok(row
-                .try_get_unchecked::<Option<Vec<u8>>, _>(i)?
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default())
-        };
-        let num: i64 = row.try_get(0)?;
-        subscriptions.push(SubscriptionRow {
-            num,
-            endpoint_url: text(1)?,
-            workstation: text(2)?,
-            customer_key: text(3)?,
-            watch_table: text(4)?,
-            polling_seconds: row.try_get::<Option<i64>, _>(5)?.unwrap_or_default(),
-            ui_event_type: text(6)?,
-            date_time_start: text(7)?,
-            date_time_stop: text(8)?,
-        });
-        let mine = progress_from(
-            row.try_get(9)?,
-            row.try_get(10)?,
-            row.try_get(11)?,
-            row.try_get(12)?,
-            row.try_get(13)?,
-        )?;
-        if let Some(p) = mine {
-            progress.insert(SubscriptionId(num), p);
-        }
-        let times = [
-            row.try_get(15)?,
-            row.try_get(16)?,
-            row.try_get(17)?,
-            row.try_get(18)?,
-        ];
-        if let Some(h) = health_from(row.try_get(14)?, times, row.try_get(19)?)? {
-            health.insert(SubscriptionId(num), h);
-        }
-    }
     // SQLite's clock is this machine's.
     let phase = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| Duration::from_nanos(u64::from(d.subsec_nanos())))
         .unwrap_or_default();
-    Ok(Snapshot {
+    let mut snapshot = Snapshot {
         now_exact: clock.instant,
         clock,
         phase,
-        subscriptions,
-        progress,
-        health,
-    })
+        subscriptions: Vec::with_capacity(rows.len()),
+        progress: HashMap::new(),
+        health: HashMap::new(),
+    };
+    for row in &rows {
+        if let Some(entry) = snapshot_entry(row)? {
+            snapshot.add(entry);
+        }
+    }
+    Ok(snapshot)
 }
 
 pub(super) async fn recheck(
     pool: &SqlitePool,
     id: SubscriptionId,
-) -> Result<Option<(String, bool)>, DbError> {
+) -> Result<Option<Recheck>, DbError> {
     let row: Option<(String, i64)> = sqlx::query_as(
         "SELECT CAST(DateTimeStart AS TEXT), \
                 (DateTimeStop >= '1880' AND DateTimeStop < datetime('now', 'localtime')) \
@@ -120,7 +86,10 @@ pub(super) async fn recheck(
     .bind(id.0)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|(start, expired)| (start, expired != 0)))
+    Ok(row.map(|(start, expired)| Recheck {
+        start: StartText::new(start),
+        expired: expired != 0,
+    }))
 }
 
 pub(super) async fn resolve(
@@ -200,7 +169,11 @@ pub(super) async fn fetch_page(
     sql.push_str(&quote(&table.key_column, '"'));
     sql.push_str(&window_from(table, after, '"'));
     sql.push_str(&order_and_limit(table, '"'));
-    let (from, stop, cursor) = page_binds(window, after);
+    let PageBinds {
+        from,
+        stop,
+        after: cursor,
+    } = PageBinds::new(window, after);
     let mut query = sqlx::query(&sql).bind(from).bind(stop);
     if let Some((stamp, key)) = cursor {
         query = query.bind(stamp).bind(key);
@@ -254,7 +227,7 @@ pub(super) async fn count_rows(
     table: &WatchedTable,
     window: Window,
 ) -> Result<u64, DbError> {
-    let (from, stop, _) = page_binds(window, None);
+    let PageBinds { from, stop, .. } = PageBinds::new(window, None);
     let sql = format!("SELECT COUNT(*){}", window_from(table, None, '"'));
     let count: i64 = sqlx::query_scalar(&sql)
         .bind(from)

@@ -16,10 +16,10 @@ use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use rowhook::config::Settings;
-use rowhook::db::Progress;
+use rowhook::domain::progress::Progress;
+use rowhook::domain::progress::{Cursor, Resume};
+use rowhook::domain::subscription::SubscriptionId;
 use rowhook::receiver::Receiver;
-use rowhook::subscription::SubscriptionId;
-use rowhook::window::Cursor;
 use tokio::process::{Child, Command};
 
 use crate::helpers::{eventually, keys, settings, Daemon, Sub, TestDb, BOTH, PATIENCE};
@@ -216,14 +216,12 @@ async fn rewinding_progress_moves_back_only_what_is_past_the_rewind() {
         let record = |watermark: &str, window: Option<(&str, &str)>| Progress {
             date_time_start: "2026-12-01 10:00:00".into(),
             watermark: at(watermark),
-            window: window.map(|(stop, cursor)| {
-                (
-                    at(stop),
-                    Cursor {
-                        stamp: at(cursor),
-                        key: 7,
-                    },
-                )
+            window: window.map(|(stop, cursor)| Resume {
+                stop: at(stop),
+                after: Cursor {
+                    stamp: at(cursor),
+                    key: 7,
+                },
             }),
         };
         let past = record("2026-12-01 10:00:05", None);

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use rowhook::domain::attempt::DeliveryStatus;
 use rowhook::receiver::{Behaviour, Receiver};
 
 use crate::helpers::{keys, run_once, settings, Sub, TestDb, BOTH, WORKSTATION};
@@ -178,10 +179,17 @@ async fn large_rows_are_cut_into_batches_and_a_row_too_large_alone_is_skipped() 
         );
         let log = db
             .db
-            .deliveries(Some(rowhook::subscription::SubscriptionId(id)), false, 10)
+            .deliveries(
+                Some(rowhook::domain::subscription::SubscriptionId(id)),
+                false,
+                10,
+            )
             .await
             .unwrap();
-        let skipped: Vec<_> = log.iter().filter(|r| r.status == "SKIPPED").collect();
+        let skipped: Vec<_> = log
+            .iter()
+            .filter(|r| r.status == DeliveryStatus::Skipped)
+            .collect();
         assert_eq!(skipped.len(), 1, "{backend:?}");
         assert_eq!(skipped[0].first_key, Some(3));
         assert!(skipped[0].error.contains("max-request-bytes"));

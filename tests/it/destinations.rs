@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use rowhook::config::Settings;
-use rowhook::destination::{parse_network, NetworkPolicy};
+use rowhook::delivery::destination::{parse_network, NetworkPolicy};
+use rowhook::domain::attempt::FailureClass;
+use rowhook::domain::subscription::SubscriptionId;
 use rowhook::receiver::Receiver;
-use rowhook::subscription::SubscriptionId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{keys, run, run_once, settings, Sub, TestDb};
@@ -56,7 +57,7 @@ async fn a_refused_network_is_never_contacted_by_name_or_by_address() {
         assert_eq!(log.len(), 1, "{id}");
         assert_eq!(
             log[0].error_class,
-            Some("blocked"),
+            Some(FailureClass::Blocked),
             "{id}: {}",
             log[0].error
         );
@@ -120,7 +121,7 @@ async fn endless_or_stalled_responses_are_cut() {
         .deliveries(Some(SubscriptionId(stalled_sub)), true, 5)
         .await
         .unwrap();
-    assert_eq!(log[0].error_class, Some("timeout"));
+    assert_eq!(log[0].error_class, Some(FailureClass::Timeout));
     db.drop().await;
 }
 

@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
-use rowhook::db::{Clock, Database, OpenWrites};
-use rowhook::processor::{self, Outcome};
+use rowhook::db::{Database, OpenWrites};
+use rowhook::domain::progress::Clock;
+use rowhook::domain::subscription::Parsed;
 use rowhook::receiver::Receiver;
-use rowhook::subscription::Parsed;
+use rowhook::window::{self, Job, Outcome, TickTimes};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{
@@ -292,7 +293,7 @@ async fn walk(db: &TestDb, steps_utc: &[(&str, &str)]) -> Vec<i64> {
         })
         .await;
     let ctx = context(db, settings(), CancellationToken::new());
-    let ctx = processor::Context {
+    let ctx = window::Context {
         db: ny.clone(),
         ..ctx
     };
@@ -319,14 +320,18 @@ async fn walk(db: &TestDb, steps_utc: &[(&str, &str)]) -> Vec<i64> {
             local: at(local_now),
             instant,
         };
-        let progress = snapshot.progress.get(&sub.id);
-        let stop = processor::Stop {
+        let progress = snapshot.progress.get(&sub.id).cloned();
+        let stop = window::Stop {
             instant,
             local: None,
         };
-        let outcome = processor::process(&ctx, &sub, &table, clock, &stop, progress, None)
-            .await
-            .unwrap();
+        let job = Job {
+            subscription: *sub,
+            progress,
+            secrets: None,
+        };
+        let times = TickTimes { clock, stop: &stop };
+        let outcome = window::process(&ctx, &job, &table, times).await.unwrap();
         assert!(
             matches!(outcome, Outcome::Delivered { .. }),
             "step {utc}: {outcome:?}"
@@ -409,11 +414,11 @@ async fn the_session_time_zone_is_the_servers_or_the_one_configured() {
     })
     .await;
 
-    let ctx = processor::Context {
+    let ctx = window::Context {
         db: shifted.clone(),
         ..context(&db, settings(), CancellationToken::new())
     };
-    rowhook::scheduler::run(ctx, true).await;
+    rowhook::daemon::run(ctx, true).await;
 
     assert_eq!(keys(&rx.accepted(), "AptNum"), [1]);
     shifted.close().await;

@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use rowhook::config::Settings;
+use rowhook::daemon::{self, Summary};
 use rowhook::db::Database;
-use rowhook::delivery::Sender;
-use rowhook::processor::Context;
-use rowhook::scheduler::{self, Summary};
+use rowhook::window::Context;
 use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
@@ -307,13 +306,13 @@ impl<'a> Sub<'a> {
 /// Settings for tests of the spine's behaviour. Retries are not spaced out
 /// (a failed subscription may run again on the next tick) so that a test of
 /// "the rows come later" need not wait out a backoff; the tests of backoff
-/// itself set a real [`RetryPolicy`](rowhook::health::RetryPolicy).
+/// itself set a real [`RetryPolicy`](rowhook::domain::health::RetryPolicy).
 pub fn settings() -> Settings {
     Settings {
         workstation: WORKSTATION.into(),
         request_timeout: Duration::from_secs(5),
         tick: Duration::from_millis(200),
-        retry: rowhook::health::RetryPolicy {
+        retry: rowhook::domain::health::RetryPolicy {
             base: Duration::ZERO,
             ..Default::default()
         },
@@ -322,16 +321,7 @@ pub fn settings() -> Settings {
 }
 
 pub fn context(db: &TestDb, settings: Settings, shutdown: CancellationToken) -> Context {
-    let sender = Sender::new(&settings).unwrap();
-    let journal = rowhook::journal::Journal::start(db.db.clone(), settings.delivery_log_retention);
-    Context {
-        db: db.db.clone(),
-        sender,
-        settings,
-        shutdown,
-        journal,
-        pages: Default::default(),
-    }
+    Context::new(db.db.clone(), settings, shutdown).expect("settings make an HTTP client")
 }
 
 /// How far apart passes of [`run_once`] start, across all tests.
@@ -363,7 +353,7 @@ pub async fn run_once(db: &TestDb, settings: Settings) -> Summary {
     *last = Some(tokio::time::Instant::now());
     drop(last);
     let _view = TRX_VIEW.read().await;
-    scheduler::run(context(db, settings, CancellationToken::new()), true).await
+    daemon::run(context(db, settings, CancellationToken::new()), true).await
 }
 
 /// The daemon running in-process until the returned token is cancelled.
@@ -375,7 +365,7 @@ pub struct Daemon {
 impl Daemon {
     pub fn start(db: &TestDb, settings: Settings) -> Self {
         let stop = CancellationToken::new();
-        let handle = tokio::spawn(scheduler::run(context(db, settings, stop.clone()), false));
+        let handle = tokio::spawn(daemon::run(context(db, settings, stop.clone()), false));
         Self { stop, handle }
     }
 

@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
 use rowhook::config::Settings;
-use rowhook::health::RetryPolicy;
+use rowhook::domain::attempt::{DeliveryStatus, FailureClass};
+use rowhook::domain::health::RetryPolicy;
+use rowhook::domain::subscription::SubscriptionId;
 use rowhook::receiver::{Behaviour, Receiver};
-use rowhook::subscription::SubscriptionId;
 use serde_json::Value;
 
 use crate::helpers::{
@@ -289,9 +290,9 @@ async fn the_batch_id_is_stable_across_retries_and_the_log_records_every_attempt
             .iter()
             .map(|r| {
                 (
-                    r.status,
+                    r.status.as_str(),
                     r.http_status,
-                    r.error_class,
+                    r.error_class.map(FailureClass::as_str),
                     r.attempt,
                     r.rows,
                     r.first_key,
@@ -363,7 +364,10 @@ async fn timeouts_and_refused_connections_are_logged_with_their_class() {
             .unwrap();
         assert_eq!(log.len(), 1, "{class}");
         assert_eq!(
-            (log[0].error_class, log[0].http_status),
+            (
+                log[0].error_class.map(FailureClass::as_str),
+                log[0].http_status
+            ),
             (Some(class), None)
         );
         assert!(!log[0].error.is_empty(), "{class}: a reason");
@@ -391,12 +395,14 @@ async fn pruning_removes_only_attempts_older_than_the_retention() {
         log.iter().filter_map(|r| r.first_key).collect::<Vec<_>>()
     };
 
-    let journal = rowhook::journal::Journal::start(db.db.clone(), None);
+    let journal = rowhook::delivery::journal::Journal::start(db.db.clone(), None);
     journal.flush().await;
     assert_eq!(kept().await, [4, 3, 2, 1], "no retention keeps everything");
 
-    let _journal =
-        rowhook::journal::Journal::start(db.db.clone(), Some(Duration::from_secs(30 * 24 * 3600)));
+    let _journal = rowhook::delivery::journal::Journal::start(
+        db.db.clone(),
+        Some(Duration::from_secs(30 * 24 * 3600)),
+    );
     assert!(eventually(|| async { kept().await.len() < 4 }).await);
     assert_eq!(
         kept().await,
@@ -407,8 +413,8 @@ async fn pruning_removes_only_attempts_older_than_the_retention() {
 }
 
 /// One acknowledged attempt of `batch` at `at`, for writing to the log directly.
-fn attempt(batch: &str, key: i64, at: NaiveDateTime) -> rowhook::db::DeliveryRecord {
-    rowhook::db::DeliveryRecord {
+fn attempt(batch: &str, key: i64, at: NaiveDateTime) -> rowhook::domain::attempt::DeliveryRecord {
+    rowhook::domain::attempt::DeliveryRecord {
         subscription: SubscriptionId(1),
         batch_id: batch.into(),
         watch_table: "Appointment".into(),
@@ -418,7 +424,7 @@ fn attempt(batch: &str, key: i64, at: NaiveDateTime) -> rowhook::db::DeliveryRec
         last_key: Some(key),
         rows: 1,
         attempt: 0,
-        status: "SENT",
+        status: DeliveryStatus::Sent,
         http_status: Some(200),
         error_class: None,
         error: String::new(),
@@ -434,18 +440,18 @@ fn attempt(batch: &str, key: i64, at: NaiveDateTime) -> rowhook::db::DeliveryRec
 async fn the_log_writes_attempts_together_and_a_refused_one_costs_only_itself() {
     let db = TestDb::mysql().await;
     let now = db.now().await;
-    let journal = rowhook::journal::Journal::start(db.db.clone(), None);
+    let journal = rowhook::delivery::journal::Journal::start(db.db.clone(), None);
     // The writer runs on this test's one thread, so all five are queued
     // before it takes any: they are written as one group.
     for key in 1..=3 {
         journal.record(attempt("retried", key, now));
     }
-    journal.record(rowhook::db::DeliveryRecord {
+    journal.record(rowhook::domain::attempt::DeliveryRecord {
         watch_table: "x".repeat(300),
         ..attempt("refused", 4, now)
     });
-    journal.record(rowhook::db::DeliveryRecord {
-        status: "FAILED",
+    journal.record(rowhook::domain::attempt::DeliveryRecord {
+        status: DeliveryStatus::Failed,
         http_status: None,
         error: "é".repeat(400),
         ..attempt("long-error", 5, now)

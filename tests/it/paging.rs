@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use rowhook::config::Settings;
 use rowhook::db::PageRead;
+use rowhook::domain::watch_table::WatchTarget;
 use rowhook::receiver::{Behaviour, Receiver};
-use rowhook::watch_table::WatchTarget;
 
 use crate::helpers::{keys, run_once, settings, Daemon, Sub, TestDb, BOTH, PATIENCE};
 

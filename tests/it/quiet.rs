@@ -4,10 +4,11 @@
 //! idle ticks still reaches every subscription on its table.
 
 use chrono::NaiveDateTime;
-use rowhook::db::{Progress, WatchedTable};
-use rowhook::quiet::{self, Candidate};
+use rowhook::db::WatchedTable;
+use rowhook::domain::progress::Progress;
+use rowhook::domain::subscription::{Parsed, Subscription};
 use rowhook::receiver::Receiver;
-use rowhook::subscription::{Parsed, Subscription};
+use rowhook::tick::quiet::{self, Candidate};
 
 use crate::helpers::{
     context, eventually, mysql_server, settings, Backend, Daemon, Sub, TestDb, Userstat, BOTH,
@@ -94,7 +95,7 @@ async fn only_windows_with_no_row_in_them_are_closed_and_an_edit_wins() {
         )
         .await;
         let table = std::sync::Arc::new(db.db.resolve(&subs[0].target).await.unwrap());
-        let before: Vec<String> = subs.iter().map(|s| s.start_raw.clone()).collect();
+        let before: Vec<String> = subs.iter().map(|s| s.start_raw.to_string()).collect();
         let operator = "2020-02-02 02:02:02";
         db.exec(
             "UPDATE apisubscription SET DateTimeStart = ? WHERE ApiSubscriptionNum = ?",
@@ -107,7 +108,7 @@ async fn only_windows_with_no_row_in_them_are_closed_and_an_edit_wins() {
         let closed = quiet::close_empty(
             &db.db,
             stop,
-            &stop_local,
+            &stop_local.as_str().into(),
             &candidates(&subs, &starts, &table),
         )
         .await
@@ -144,11 +145,11 @@ async fn a_row_stamped_at_stop_belongs_to_the_next_window() {
 
         // [start, t + 1 s) holds the row; [start, t) does not.
         let later = t + chrono::Duration::seconds(1);
-        let closed = quiet::close_empty(&db.db, later, &text(later), &candidates)
+        let closed = quiet::close_empty(&db.db, later, &text(later).as_str().into(), &candidates)
             .await
             .unwrap();
         assert_eq!(closed.empty, [false], "{backend:?}");
-        let closed = quiet::close_empty(&db.db, t, &text(t), &candidates)
+        let closed = quiet::close_empty(&db.db, t, &text(t).as_str().into(), &candidates)
             .await
             .unwrap();
         assert_eq!(closed.empty, [true], "{backend:?}");
@@ -249,11 +250,11 @@ async fn idle_subscriptions_are_closed_with_fewer_writes_than_subscriptions() {
     let as_user = mysql_server().replace("root@", &format!("{user}@")) + "/" + &name;
     let agent = rowhook::db::Database::connect(&as_user, 4).await.unwrap();
     let stop = tokio_util::sync::CancellationToken::new();
-    let ctx = rowhook::processor::Context {
+    let ctx = rowhook::window::Context {
         db: agent.clone(),
         ..context(&db, settings(), stop.clone())
     };
-    let daemon = tokio::spawn(rowhook::scheduler::run(ctx, false));
+    let daemon = tokio::spawn(rowhook::daemon::run(ctx, false));
     let writes = || async {
         let sql = format!(
             "SELECT CAST(UPDATE_COMMANDS AS CHAR) FROM information_schema.USER_STATISTICS \

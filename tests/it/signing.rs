@@ -2,9 +2,10 @@
 //! `standardwebhooks` crate, which rowhook does not use to sign), secrets
 //! managed through the real binary, and secrets kept out of every output.
 
+use rowhook::delivery::signing::Signer;
+use rowhook::domain::secret::SigningSecret;
+use rowhook::domain::subscription::SubscriptionId;
 use rowhook::receiver::{Behaviour, Receiver, Request};
-use rowhook::signing::SigningSecret;
-use rowhook::subscription::SubscriptionId;
 use standardwebhooks::{Webhook, WebhookError};
 
 use crate::helpers::{run, run_once, settings, Sub, TestDb, BIN, BOTH, PATIENCE, WORKSTATION};
@@ -340,10 +341,10 @@ async fn secrets_read_together_are_those_read_one_by_one() {
         assert_eq!(together.len(), 2, "{backend:?}: no secret yet for {fresh}");
         let now = chrono::Utc::now().naive_utc();
         for id in [rotated, plain] {
-            let alone = db.db.secrets(id).await.unwrap().signer(now);
-            assert_eq!(together[&id].signer(now), alone, "{backend:?}: {id}");
+            let alone = Signer::at(&db.db.secrets(id).await.unwrap(), now);
+            assert_eq!(Signer::at(&together[&id], now), alone, "{backend:?}: {id}");
         }
-        assert!(together[&rotated].signer(now).previous.is_some());
+        assert!(Signer::at(&together[&rotated], now).previous.is_some());
         db.drop().await;
     }
 }

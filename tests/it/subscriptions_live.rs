@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
-use rowhook::db::Progress;
+use rowhook::domain::progress::Progress;
+use rowhook::domain::progress::{Cursor, Resume};
+use rowhook::domain::subscription::SubscriptionId;
 use rowhook::receiver::{Behaviour, Receiver};
-use rowhook::subscription::SubscriptionId;
-use rowhook::window::Cursor;
 
 use crate::helpers::{eventually, keys, settings, Daemon, Sub, TestDb, BOTH, PATIENCE};
 
@@ -211,7 +211,7 @@ async fn a_window_closes_only_from_the_value_it_read() {
         // Ends a window read at `read`; what it returned, then
         // `DateTimeStart` and the progress record as stored.
         let close = async |read: &str, done: &Progress| {
-            let closed = db.db.close_window(sub, read, done).await.unwrap();
+            let closed = db.db.close_window(sub, &read.into(), done).await.unwrap();
             let snapshot = db.db.snapshot().await.unwrap();
             (
                 closed,
@@ -230,13 +230,13 @@ async fn a_window_closes_only_from_the_value_it_read() {
 
         // A record with a window partly delivered: the end clears it.
         let partly = Progress {
-            window: Some((
-                at("2024-01-01 10:00:09"),
-                Cursor {
+            window: Some(Resume {
+                stop: at("2024-01-01 10:00:09"),
+                after: Cursor {
                     stamp: at("2024-01-01 10:00:06"),
                     key: 7,
                 },
-            )),
+            }),
             ..first
         };
         db.db.save_progress(sub, &partly).await.unwrap();

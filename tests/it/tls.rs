@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use rowhook::config::Settings;
-use rowhook::subscription::SubscriptionId;
+use rowhook::domain::subscription::SubscriptionId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls;
 
@@ -113,7 +113,12 @@ async fn a_private_ca_is_refused_until_given_with_ca_file() {
         .deliveries(Some(SubscriptionId(id)), true, 5)
         .await
         .unwrap();
-    assert_eq!(log[0].error_class, Some("tls"), "{}", log[0].error);
+    assert_eq!(
+        log[0].error_class,
+        Some(rowhook::domain::attempt::FailureClass::Tls),
+        "{}",
+        log[0].error
+    );
 
     let ca_file =
         std::env::temp_dir().join(format!("rowhook-test-ca-{}-{id}.pem", std::process::id()));

@@ -28,11 +28,11 @@ use sqlx::mysql::{MySqlPool, MySqlRow};
 use sqlx::Row;
 
 use super::zone_literal;
-use crate::db::{
-    encode, format_stamp, page_binds, parse_stamp, quote, window_from, Column, ColumnKind, DbError,
-    Page, PageRead, WatchedTable,
-};
-use crate::window::{Cursor, Window};
+use crate::db::encode::{self, ColumnKind};
+use crate::db::error::DbError;
+use crate::db::model::{Column, Page, PageRead, WatchedTable};
+use crate::db::sql::{format_stamp, parse_stamp, quote, window_from, PageBinds};
+use crate::domain::progress::{Cursor, Window};
 
 /// One window's reads after a cursor, with the select list built once.
 struct Reader<'a> {
@@ -147,7 +147,11 @@ impl Reader<'_> {
             Order::Stamp => format!(" ORDER BY {stamp} LIMIT ?"),
             Order::Key => format!(" ORDER BY {key} LIMIT ?"),
         });
-        let (from, stop, cursor) = page_binds(self.window, self.after);
+        let PageBinds {
+            from,
+            stop,
+            after: cursor,
+        } = PageBinds::new(self.window, self.after);
         let mut query = sqlx::query(&sql).bind(from).bind(stop);
         if let Some((stamp, key)) = cursor {
             query = query.bind(stamp).bind(key);

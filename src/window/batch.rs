@@ -15,11 +15,11 @@ use bytes::Bytes;
 use chrono::Timelike;
 use sha2::{Digest, Sha256};
 
-use crate::datetime;
+use crate::domain::datetime;
 
 use crate::db::Page;
-use crate::subscription::SubscriptionId;
-use crate::window::Cursor;
+use crate::domain::progress::Cursor;
+use crate::domain::subscription::SubscriptionId;
 
 /// One request's worth of rows: their positions and the JSON array body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,8 +173,11 @@ mod tests {
     use super::*;
 
     fn page(sizes: &[usize]) -> Page {
-        let stamp =
-            NaiveDateTime::parse_from_str("2024-01-01 00:00:00", crate::DATETIME_FORMAT).unwrap();
+        let stamp = NaiveDateTime::parse_from_str(
+            "2024-01-01 00:00:00",
+            crate::domain::datetime::DATETIME_FORMAT,
+        )
+        .unwrap();
         Page {
             rows: sizes
                 .iter()

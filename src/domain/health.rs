@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chrono::NaiveDateTime;
 
-use crate::subscription::SubscriptionId;
+use crate::domain::subscription::SubscriptionId;
 
 /// The stored state (`rowhook_health`), times in Open Dental's local time.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -124,7 +124,7 @@ mod tests {
     use super::*;
 
     fn at(s: &str) -> NaiveDateTime {
-        NaiveDateTime::parse_from_str(s, crate::DATETIME_FORMAT).unwrap()
+        NaiveDateTime::parse_from_str(s, crate::domain::datetime::DATETIME_FORMAT).unwrap()
     }
 
     const ID: SubscriptionId = SubscriptionId(7);

@@ -15,7 +15,7 @@
 //!
 //! Sharing does not change what any subscription receives: the rows of a
 //! window `[start, stop)` after a cursor are fixed once `stop` is safe (see
-//! [`crate::window`]), except that a row changed again moves out of the
+//! [`crate::domain::progress`]), except that a row changed again moves out of the
 //! window to a later one, where it is delivered in its new version.
 
 use std::collections::HashMap;
@@ -24,9 +24,9 @@ use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::OnceCell;
 
-use crate::batch::{self, Piece};
+use super::batch::{self, Piece};
 use crate::db::{Database, DbError, WatchedTable};
-use crate::window::{Cursor, Window};
+use crate::domain::progress::{Cursor, Window};
 
 /// One page's identity: the same statement with the same bounds, cut the
 /// same way.
@@ -83,6 +83,17 @@ impl Deref for SharedPage {
     }
 }
 
+/// How much one read takes and how it is cut into request bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PageSize {
+    /// Rows per read.
+    pub limit: u32,
+    /// Rows per request body.
+    pub batch_rows: usize,
+    /// Bytes per request body.
+    pub max_bytes: usize,
+}
+
 impl Pages {
     /// The page of `table` in `window` after `after`, at most `limit` rows,
     /// cut into batches of at most `batch_rows` rows and `max_bytes` body
@@ -94,8 +105,13 @@ impl Pages {
         table: &WatchedTable,
         window: Window,
         after: Option<Cursor>,
-        (limit, batch_rows, max_bytes): (u32, usize, usize),
+        size: PageSize,
     ) -> Result<SharedPage, DbError> {
+        let PageSize {
+            limit,
+            batch_rows,
+            max_bytes,
+        } = size;
         let key = Key {
             watch_name: table.watch_name.clone(),
             window: (window.start, window.stop),

@@ -11,10 +11,22 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::redirect::Policy;
 
-use crate::config::Settings;
-use crate::destination::{CheckedResolver, NetworkPolicy, Refused};
-use crate::signing::Signer;
-use crate::subscription::Subscription;
+use crate::delivery::destination::{CheckedResolver, NetworkPolicy, Refused};
+use crate::delivery::signing::Signer;
+use crate::domain::attempt::{FailureClass, Verdict};
+use crate::domain::subscription::Subscription;
+
+/// What the HTTP client is built from (the daemon's settings hand these
+/// over; this layer does not see the rest).
+#[derive(Debug, Clone, Copy)]
+pub struct HttpOptions<'a> {
+    /// This agent's name, sent as Open Dental's `Workstation` header.
+    pub workstation: &'a str,
+    pub request_timeout: Duration,
+    pub destinations: &'a NetworkPolicy,
+    /// Extra certificate authorities (PEM) trusted for HTTPS receivers.
+    pub ca_file: Option<&'a Path>,
+}
 
 /// How much of a response body is read (and thrown away) so the connection
 /// can be reused; anything longer is cut.
@@ -41,34 +53,28 @@ pub enum Failure {
     Request(String),
 }
 
-/// Every [`Failure::class`], for reading the delivery log back.
-const CLASSES: [&str; 8] = [
-    "non-200", "timeout", "refused", "dns", "tls", "connect", "request", "blocked",
-];
-
 impl Failure {
-    /// A short class for logs and the delivery log: `non-200`, `timeout`,
-    /// `refused`, `dns`, `tls`, `connect` (other connection errors) or
-    /// `request`, or `blocked` (the network policy refused the address).
-    pub fn class(&self) -> &'static str {
+    /// The failure's class, for logs, the delivery log and alerts.
+    pub fn class(&self) -> FailureClass {
         match self {
-            Self::Status(_) => CLASSES[0],
-            Self::Timeout => CLASSES[1],
-            Self::Refused(_) => CLASSES[2],
-            Self::Dns(_) => CLASSES[3],
-            Self::Tls(_) => CLASSES[4],
-            Self::Connect(_) => CLASSES[5],
-            Self::Request(_) => CLASSES[6],
-            Self::Blocked(_) => CLASSES[7],
+            Self::Status(_) => FailureClass::Non200,
+            Self::Timeout => FailureClass::Timeout,
+            Self::Refused(_) => FailureClass::Refused,
+            Self::Dns(_) => FailureClass::Dns,
+            Self::Tls(_) => FailureClass::Tls,
+            Self::Connect(_) => FailureClass::Connect,
+            Self::Request(_) => FailureClass::Request,
+            Self::Blocked(_) => FailureClass::Blocked,
         }
     }
 
-    /// The class name as stored, back as the static name.
-    pub fn class_named(name: &str) -> &'static str {
-        CLASSES
-            .into_iter()
-            .find(|c| *c == name)
-            .unwrap_or("request")
+    /// The failure as the delivery log records it.
+    pub fn verdict(&self) -> Verdict {
+        Verdict::Failed {
+            class: self.class(),
+            http_status: self.http_status(),
+            error: self.to_string(),
+        }
     }
 
     /// The HTTP status, when there was one.
@@ -105,12 +111,11 @@ impl Sender {
     /// proxy variables (a proxy would resolve names where the network policy
     /// cannot see), checks every receiver address against the policy, and
     /// trusts `--ca-file` besides the built-in roots.
-    pub fn new(settings: &Settings) -> Result<Self, SetupError> {
-        let workstation = &settings.workstation;
-        let workstation = HeaderValue::from_str(workstation)
-            .map_err(|_| SetupError::BadWorkstation(workstation.clone()))?;
-        let timeout = settings.request_timeout;
-        let policy = Arc::new(settings.destinations.clone());
+    pub fn new(options: HttpOptions<'_>) -> Result<Self, SetupError> {
+        let workstation = HeaderValue::from_str(options.workstation)
+            .map_err(|_| SetupError::BadWorkstation(options.workstation.to_owned()))?;
+        let timeout = options.request_timeout;
+        let policy = Arc::new(options.destinations.clone());
         let mut builder = reqwest::Client::builder()
             .redirect(Policy::none())
             .no_proxy()
@@ -120,7 +125,7 @@ impl Sender {
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("rowhook/", env!("CARGO_PKG_VERSION")));
-        if let Some(path) = &settings.ca_file {
+        if let Some(path) = options.ca_file {
             for certificate in read_ca_file(path)? {
                 builder = builder.add_root_certificate(certificate);
             }
@@ -133,7 +138,7 @@ impl Sender {
     }
 
     /// POSTs one batch (`body` is a JSON array) for `subscription`, signed
-    /// with `signer` (see [`crate::signing`]).
+    /// with `signer` (see [`crate::delivery::signing`]).
     pub async fn send(
         &self,
         subscription: &Subscription,

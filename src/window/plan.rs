@@ -1,31 +1,24 @@
-//! The arithmetic of one polling window, kept free of I/O so it can be
-//! tested exhaustively.
+//! Where a window is planned: from `DateTimeStart` to the tick's safe stop,
+//! cut to the look-back cap, rewound when the server's clock went back.
 //!
-//! A window is the half-open interval `[start, stop)` of change stamps.
-//! `stop` is the database server's `NOW()`, captured before any row is read,
-//! so a row stamped during paging (stamp >= stop) falls in the next window
-//! instead of being skipped. Inside a window rows are paged by a keyset
-//! [`Cursor`] on (stamp, primary key), which neither repeats nor skips rows
-//! when thousands share one second.
+//! [`plan`] is the arithmetic, kept free of I/O so it can be tested
+//! exhaustively; [`plan_for`] applies a subscription's settings to it, and
+//! [`plan_logged`] says what a plan had to cut or rewind.
 
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
 
-/// The position after the last acknowledged row: the next page starts
-/// strictly after (stamp, key).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Cursor {
-    pub stamp: NaiveDateTime,
-    pub key: i64,
-}
+use super::Context;
+use crate::config::Settings;
+use crate::db::{DbError, WatchedTable};
+use crate::domain::progress::{Clock, Window};
+use crate::domain::subscription::Subscription;
 
-/// The interval to read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
-    pub start: NaiveDateTime,
-    pub stop: NaiveDateTime,
-}
+/// How far below the server's clock a window restarts after the clock went
+/// back, beyond the subscription's own polling interval: rows stamped since
+/// the step are at most this old when the next tick sees it.
+const REWIND_MARGIN: Duration = Duration::from_secs(60);
 
 /// What to do with a subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,12 +94,83 @@ pub fn plan(
     }
 }
 
+/// The one place a subscription's window is planned, for the window itself
+/// and for [`plain_window`] alike.
+pub fn plan_for(
+    settings: &Settings,
+    subscription: &Subscription,
+    start: NaiveDateTime,
+    clock: Clock,
+    stop: NaiveDateTime,
+) -> Plan {
+    let rewind = subscription.polling + REWIND_MARGIN;
+    plan(start, clock.instant, stop, settings.max_lookback, rewind)
+}
+
+/// The window `subscription` would read now from `start`, when it needs
+/// nothing beyond the page query: no look-back cut, no clock step, not
+/// waiting. The tick closes such windows together when they are empty.
+pub fn plain_window(
+    settings: &Settings,
+    subscription: &Subscription,
+    start: NaiveDateTime,
+    clock: Clock,
+    stop: NaiveDateTime,
+) -> Option<Window> {
+    match plan_for(settings, subscription, start, clock, stop) {
+        Plan::Read {
+            window,
+            skipped: None,
+            clock_stepped_back: None,
+        } => Some(window),
+        _ => None,
+    }
+}
+
+/// Plans a new window, logging what the plan had to cut or rewind; `None`
+/// when the window must wait.
+pub async fn plan_logged(
+    ctx: &Context,
+    subscription: &Subscription,
+    table: &WatchedTable,
+    start: NaiveDateTime,
+    clock: Clock,
+    stop: NaiveDateTime,
+) -> Result<Option<Window>, DbError> {
+    let Plan::Read {
+        window,
+        skipped,
+        clock_stepped_back,
+    } = plan_for(&ctx.settings, subscription, start, clock, stop)
+    else {
+        return Ok(None);
+    };
+    if let Some(skipped) = skipped {
+        let rows = ctx.db.count_rows(table, skipped).await?;
+        let span = (skipped.stop - skipped.start).to_std().unwrap_or_default();
+        tracing::warn!(
+            rows_skipped = rows,
+            skipped = %humantime::format_duration(span),
+            "DateTimeStart is older than --max-lookback; changes before the cut are not sent \
+             (set --max-lookback 0 to send everything)."
+        );
+    }
+    if let Some(stepped) = clock_stepped_back {
+        tracing::warn!(
+            behind = %humantime::format_duration(stepped),
+            "The server's clock is behind DateTimeStart (it was stepped back); re-reading from \
+             just before now so rows stamped since are not lost."
+        );
+    }
+    Ok(Some(window))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn at(s: &str) -> NaiveDateTime {
-        NaiveDateTime::parse_from_str(s, crate::DATETIME_FORMAT).unwrap()
+        NaiveDateTime::parse_from_str(s, crate::domain::datetime::DATETIME_FORMAT).unwrap()
     }
 
     const DAYS3: Option<Duration> = Some(Duration::from_secs(3 * 86_400));

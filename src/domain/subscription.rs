@@ -13,7 +13,8 @@ use chrono::{Datelike, NaiveDateTime};
 use reqwest::header::HeaderValue;
 use url::Url;
 
-use crate::watch_table::{WatchTableError, WatchTarget};
+use super::progress::StartText;
+use super::watch_table::{WatchTableError, WatchTarget};
 
 /// `apisubscription` as stored: Open Dental's columns, no interpretation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,7 +161,7 @@ pub struct Subscription {
     /// `DateTimeStart` as a time; zero and pre-1880 dates read as 0001-01-01.
     pub start: NaiveDateTime,
     /// `DateTimeStart` exactly as read, for the compare-and-set.
-    pub start_raw: String,
+    pub start_raw: StartText,
     pub expiry: Expiry,
 }
 
@@ -226,7 +227,7 @@ impl SubscriptionRow {
             target,
             polling: Duration::from_secs(self.polling_seconds.unsigned_abs()),
             start: parse_od_datetime("DateTimeStart", &self.date_time_start)?,
-            start_raw: self.date_time_start.clone(),
+            start_raw: StartText::new(self.date_time_start.clone()),
             expiry: if stop.year() < 1880 {
                 Expiry::Never
             } else {
@@ -266,7 +267,7 @@ pub fn parse_od_datetime(
     if text.starts_with("0000-00-00") {
         return Ok(od_min_datetime());
     }
-    match crate::datetime::parse(text) {
+    match crate::domain::datetime::parse(text) {
         Ok(t) if t.year() < 1880 => Ok(od_min_datetime()),
         Ok(t) => Ok(t),
         Err(_) => Err(SubscriptionError::BadDate {
@@ -311,7 +312,7 @@ mod tests {
     }
 
     fn at(s: &str) -> NaiveDateTime {
-        NaiveDateTime::parse_from_str(s, crate::DATETIME_FORMAT).unwrap()
+        NaiveDateTime::parse_from_str(s, crate::domain::datetime::DATETIME_FORMAT).unwrap()
     }
 
     #[test]

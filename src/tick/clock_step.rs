@@ -4,7 +4,8 @@
 //! of that clock. If the clock steps back after a window has ended, rows
 //! written after the step carry stamps the window has already passed. A step
 //! large enough to put the clock behind `DateTimeStart` shows in the stamps
-//! themselves ([`crate::window::plan`] rewinds such a window), but a smaller
+//! themselves ([`crate::window::plan`] rewinds such a window; [`super::rewinds`] moves
+//! the progress records back), but a smaller
 //! one — longer than the safety lag, shorter than about a second more — is
 //! over by the next tick: the clock has caught up with `DateTimeStart`, and
 //! the rows written meanwhile were silently behind it.

@@ -10,14 +10,18 @@
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
 
+/// The datetime text format Open Dental uses everywhere: in the database
+/// literals it writes, in the JSON it sends, and in `DateTimeStart`.
+pub const DATETIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
+
 /// `t` as `yyyy-MM-dd HH:mm:ss`, exactly as
 /// `t.format(DATETIME_FORMAT)` would write it.
 pub fn format(t: NaiveDateTime) -> String {
     let Ok(year) = u32::try_from(t.year()) else {
-        return t.format(crate::DATETIME_FORMAT).to_string();
+        return t.format(DATETIME_FORMAT).to_string();
     };
     if year > 9999 {
-        return t.format(crate::DATETIME_FORMAT).to_string();
+        return t.format(DATETIME_FORMAT).to_string();
     }
     let mut out = [0u8; 19];
     let parts = [
@@ -49,7 +53,7 @@ pub fn format_date(d: NaiveDate) -> String {
 pub fn parse(text: &str) -> chrono::ParseResult<NaiveDateTime> {
     match canonical(text) {
         Some(t) => Ok(t),
-        None => NaiveDateTime::parse_from_str(text, crate::DATETIME_FORMAT),
+        None => NaiveDateTime::parse_from_str(text, DATETIME_FORMAT),
     }
 }
 
@@ -116,11 +120,11 @@ mod tests {
             let Some(t) = chrono::DateTime::from_timestamp(secs, 0).map(|t| t.naive_utc()) else {
                 return Ok(());
             };
-            let want = t.format(crate::DATETIME_FORMAT).to_string();
+            let want = t.format(DATETIME_FORMAT).to_string();
             prop_assert_eq!(format(t), want.clone());
             prop_assert_eq!(
                 parse(&want).ok(),
-                NaiveDateTime::parse_from_str(&want, crate::DATETIME_FORMAT).ok()
+                NaiveDateTime::parse_from_str(&want, DATETIME_FORMAT).ok()
             );
             let day = want.get(..10).unwrap_or_default();
             prop_assert_eq!(format_date(t.date()), t.date().format("%Y-%m-%d").to_string());
@@ -132,7 +136,7 @@ mod tests {
         fn parse_is_chronos_on_any_text(text in "[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}|[0-9: -]{0,21}|.{0,21}") {
             prop_assert_eq!(
                 parse(&text).ok(),
-                NaiveDateTime::parse_from_str(&text, crate::DATETIME_FORMAT).ok()
+                NaiveDateTime::parse_from_str(&text, DATETIME_FORMAT).ok()
             );
             let day = text.get(..10).unwrap_or(&text);
             prop_assert_eq!(parse_date(day).ok(), NaiveDate::parse_from_str(day, "%Y-%m-%d").ok());

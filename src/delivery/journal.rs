@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::db::{Database, DbError, DeliveryRecord};
+use crate::db::{Database, DbError};
+use crate::domain::attempt::DeliveryRecord;
 
 enum Message {
     Record(Box<DeliveryRecord>),

@@ -1,0 +1,16 @@
+//! The values rowhook reasons about, free of I/O: a parsed subscription,
+//! the table it watches, where it stands, its health, its signing secret,
+//! and what one delivery attempt was.
+//!
+//! Everything here is built once, at the edge where it is read (a row, a
+//! flag, a stored secret), and cannot hold an invalid value afterwards.
+//! This folder imports nothing else from the crate; every other layer
+//! imports it.
+
+pub mod attempt;
+pub mod datetime;
+pub mod health;
+pub mod progress;
+pub mod secret;
+pub mod subscription;
+pub mod watch_table;

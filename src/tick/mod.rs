@@ -1,0 +1,219 @@
+//! One tick: where subscriptions are read, admitted and handed out.
+//!
+//! Every tick (about once a second, driven by [`crate::daemon`]) reads
+//! `apisubscription` afresh — so rows that were inserted, edited or deleted
+//! take effect on the next tick — together with the server's clock,
+//! rowhook's progress and each subscription's health, in one statement.
+//! Then:
+//!
+//! 1. the clock is checked for a step back ([`clock_step`], [`rewinds`]);
+//! 2. each row is parsed and admitted or refused ([`admit`]);
+//! 3. the tick's safe stop is found ([`stop`]);
+//! 4. due windows that are plainly empty are closed together ([`quiet`]);
+//! 5. each remaining due subscription runs as its own task ([`task`]),
+//!    bounded by a semaphore, so a slow endpoint never delays another.
+//!    Subscriptions whose last attempt failed go after the others;
+//!    subscriptions of one table go one after another, so that they share
+//!    the page they read (see [`crate::window::pages`]).
+
+mod admit;
+mod clock_step;
+pub mod quiet;
+mod rewinds;
+mod secrets;
+mod stop;
+mod tables;
+mod task;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDateTime;
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
+
+use crate::db::DbError;
+use crate::domain::health::Health;
+use crate::domain::subscription::{SubscriptionId, SubscriptionRow};
+use crate::window::{Context, Job, Stop};
+use admit::{Gate, Notices};
+use rewinds::Rewinds;
+use secrets::Secured;
+use stop::SafeStop;
+use tables::Tables;
+
+/// What a run did, for `--once`'s exit status.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub processed: usize,
+    pub failed: usize,
+}
+
+/// A subscription admitted this tick, with what the tick knows of it.
+struct Admitted {
+    job: Job,
+    health: Health,
+    /// The rewind after a clock step that this window starts from (see
+    /// [`rewinds`]), done once the window is.
+    rewind: Option<NaiveDateTime>,
+}
+
+/// The server's clock at the tick, and the safe end of its windows.
+#[derive(Debug, Clone)]
+struct Times {
+    clock: crate::domain::progress::Clock,
+    stop: Arc<Stop>,
+}
+
+/// What lives from one tick to the next.
+pub struct Ticker {
+    ctx: Context,
+    permits: Semaphore,
+    /// Subscriptions whose windows are running.
+    in_flight: Mutex<HashSet<SubscriptionId>>,
+    /// Subscriptions whose last window failed; they go last.
+    failed_last: Mutex<HashSet<SubscriptionId>>,
+    notices: Notices,
+    secured: Secured,
+    tables: Tables,
+    safe_stop: SafeStop,
+    rewinds: Rewinds,
+    processed: AtomicUsize,
+    failed: AtomicUsize,
+}
+
+/// Locks a mutex, recovering the data if a panicking task poisoned it (the
+/// sets it guards stay meaningful either way).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Ticker {
+    pub fn new(ctx: Context) -> Self {
+        Self {
+            permits: Semaphore::new(ctx.settings.concurrency.max(1)),
+            ctx,
+            in_flight: Mutex::default(),
+            failed_last: Mutex::default(),
+            notices: Notices::default(),
+            secured: Secured::default(),
+            tables: Tables::default(),
+            safe_stop: SafeStop::default(),
+            rewinds: Rewinds::default(),
+            processed: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn ctx(&self) -> &Context {
+        &self.ctx
+    }
+
+    pub fn summary(&self) -> Summary {
+        Summary {
+            processed: self.processed.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Starts the tick's work on `tracker`; returns how far into its second
+    /// the server's clock was when the tick read it.
+    pub async fn tick(self: &Arc<Self>, tracker: &TaskTracker) -> Result<Duration, DbError> {
+        // Taken before the read: a window that ends while the snapshot is
+        // being read may move its row after the snapshot saw it, and started
+        // again from that stale row it would re-send the whole window. Such
+        // a subscription waits for the next tick's fresh read.
+        let busy = lock(&self.in_flight).clone();
+        let sent = Instant::now();
+        let mut snapshot = self.ctx.db.snapshot().await?;
+        let mut running = busy.clone();
+        running.extend(lock(&self.in_flight).iter().copied());
+        let db = &self.ctx.db;
+        self.rewinds
+            .watch_clock(db, sent, &mut snapshot, &running)
+            .await;
+        self.forget_deleted(&snapshot.subscriptions);
+        let gate = Gate {
+            workstation: &self.ctx.settings.workstation,
+            now: snapshot.clock.local,
+            busy: &busy,
+            notices: &self.notices,
+        };
+        let mut due: Vec<Admitted> = Vec::new();
+        for row in &snapshot.subscriptions {
+            let health = snapshot.health.remove(&row.id()).unwrap_or_default();
+            let Some(subscription) = gate.admit(row, &health) else {
+                continue;
+            };
+            let mut progress = snapshot.progress.remove(&subscription.id);
+            let rewind = self.rewinds.apply(&subscription, progress.as_mut());
+            let job = Job {
+                subscription,
+                progress,
+                secrets: None,
+            };
+            due.push(Admitted {
+                job,
+                health,
+                rewind,
+            });
+        }
+        if due.is_empty() {
+            return Ok(snapshot.phase);
+        }
+        self.record_rewinds(&mut due).await;
+        self.order(&mut due);
+        let instant = self
+            .safe_stop
+            .at(db, &self.ctx.settings, snapshot.now_exact)
+            .await?;
+        // Converted once here rather than once per subscription.
+        let local = Some(db.instant_to_local(instant).await?);
+        let times = Times {
+            clock: snapshot.clock,
+            stop: Arc::new(Stop { instant, local }),
+        };
+        let mut jobs = self.close_quiet(due, &times).await;
+        secrets::attach(db, &mut jobs).await;
+        for admitted in jobs {
+            lock(&self.in_flight).insert(admitted.job.subscription.id);
+            let this = Arc::clone(self);
+            let times = times.clone();
+            tracker.spawn(async move { this.run_task(admitted, times).await });
+        }
+        Ok(snapshot.phase)
+    }
+
+    /// Failed subscriptions last; subscriptions of one table one after
+    /// another, so that those waiting for a turn start while others still
+    /// hold the page they will share.
+    fn order(&self, due: &mut [Admitted]) {
+        let failed = lock(&self.failed_last);
+        let failed = |a: &Admitted| failed.contains(&a.job.subscription.id);
+        let table = |a: &Admitted| -> String { a.job.subscription.target.name.clone() };
+        due.sort_by_cached_key(|a| (failed(a), table(a)));
+    }
+
+    /// Stores the progress records that a pending rewind moved back.
+    async fn record_rewinds(&self, due: &mut [Admitted]) {
+        for admitted in due.iter_mut() {
+            let (Some(to), Some(progress)) = (admitted.rewind, &admitted.job.progress) else {
+                continue;
+            };
+            let id = admitted.job.subscription.id;
+            if self.rewinds.record(&self.ctx.db, id, progress, to).await {
+                admitted.rewind = None;
+            }
+        }
+    }
+
+    fn forget_deleted(&self, rows: &[SubscriptionRow]) {
+        let present: HashSet<SubscriptionId> = rows.iter().map(SubscriptionRow::id).collect();
+        self.rewinds.retain(&present);
+        self.notices.retain(&present);
+        lock(&self.failed_last).retain(|id| present.contains(id));
+        self.secured.retain(&present);
+    }
+}
