@@ -7,12 +7,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 
 use crate::config::{self, Settings, MAX_BATCH_SIZE};
 use crate::delivery::destination::{self, NetworkPolicy};
 use crate::domain::health::RetryPolicy;
+use crate::telemetry::LogFormat;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -57,12 +58,6 @@ fn parse_time_zone(text: &str) -> Result<String, String> {
     } else {
         Err(format!("{text:?} is not a time zone name or offset"))
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]

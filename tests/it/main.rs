@@ -14,6 +14,7 @@ mod encoding;
 mod exactness;
 mod helpers;
 mod hostile;
+mod layers;
 mod operations;
 mod paging;
 mod privilege;
