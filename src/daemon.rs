@@ -2,6 +2,18 @@
 //! clock, then a bounded wait for the windows in flight and the delivery
 //! log.
 //!
+//! Ticks start just after the server's second turns. A window ends at a
+//! whole second of the server's clock, so a row committed during second S
+//! can first be sent by a tick after S + 1 + the safety lag. Each snapshot
+//! reads how far into its second the server's clock is, and the next tick
+//! (of a whole number of seconds) starts 25 ms after a window may end at the
+//! new second: delivery lag is then about 0.1–1.1 s plus the POST with the
+//! default lag, instead of up to a second more depending on when the
+//! process happened to start.
+//!
+//! At shutdown a POST in flight is abandoned (its watermark is not moved);
+//! the wait is capped at 10 s, below systemd's `TimeoutStopSec`.
+//!
 //! Each tick's work is [`crate::tick`]'s; each window's is
 //! [`crate::window`]'s. `rowhook run`, the demo and the tests all come in
 //! here with a [`Context`] built by [`Context::new`].

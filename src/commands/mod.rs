@@ -1,5 +1,11 @@
 //! One file per subcommand. Each takes parsed arguments and returns
 //! `anyhow::Result`, the only layer where errors become messages for people.
+//!
+//! Below it errors are typed: `SubscriptionError` (a row cannot be used),
+//! `DbError` (which table or column is missing), `delivery::sender::Failure`
+//! (why a POST did not count), `window::Outcome` (how a window ended, with
+//! the failed batch's id, size and first key). `anyhow` appears only here and
+//! in `main.rs`.
 
 pub mod check;
 pub mod deliveries;

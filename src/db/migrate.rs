@@ -4,6 +4,10 @@
 //! A hand-rolled runner rather than `sqlx::migrate!`, because sqlx's runner
 //! records its history in `_sqlx_migrations`, and rowhook must add nothing to
 //! a practice database that is not prefixed `rowhook_`.
+//!
+//! `apisubscription` is created only if missing, with Open Dental's DDL; an
+//! Open Dental database keeps its own. `rowhook run` refuses to start while
+//! a migration is pending (`Database::check_migrated`).
 
 use sqlx::{MySqlPool, SqlitePool};
 

@@ -9,8 +9,11 @@
 //! * a statement both backends accept as written is run here, or in the
 //!   file of its subject, through `with_pool!`.
 //!
+//! Backends sit behind one enum: each method dispatches to the backend's
+//! file, so PostgreSQL would be one more variant and one more file.
+//!
 //! Files by subject: [`model`] (what this layer hands up), [`error`],
-//! [`sql`] (quoting, a window's `WHERE`, stamp text), `progress.rs` (the
+//! `sql.rs` (quoting, a window's `WHERE`, stamp text), `progress.rs` (the
 //! progress record and the `DateTimeStart` compare-and-set), `rows.rs` (the
 //! snapshot's rows, decoded once for both backends), `operator.rs` (health,
 //! the delivery log, operator commands), `secrets.rs`, `quiet.rs` (empty

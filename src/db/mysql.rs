@@ -1,14 +1,40 @@
 //! MySQL / MariaDB: the backend Open Dental runs on.
 //!
-//! Sessions run in UTC, so `TIMESTAMP` change stamps are compared and paged
-//! as instants: a DST fall-back cannot make one local time mean two moments.
-//! Open Dental's own datetimes (`DateTimeStart`, `DateTimeStop`, `NOW()`)
-//! are local, so they are converted with `CONVERT_TZ` at the edges, and
-//! `TIMESTAMP` columns are rendered in local time in the JSON.
+//! Sessions run in UTC (`time_zone='+00:00'`), so `TIMESTAMP` change stamps
+//! are compared and paged as instants, in SQL, using the stamp's index.
+//! MariaDB compares a `TIMESTAMP` with a local time by converting the local
+//! time, and a time in a DST fall-back's repeated hour has two readings: it
+//! was seen to pick different ones within one run and lose rows. Open
+//! Dental's own datetimes (`DateTimeStart`, `DateTimeStop`, the due check,
+//! `TIMESTAMP` columns in the JSON) are local to its zone (`--time-zone`,
+//! default the server's `@@global.time_zone`), converted with `CONVERT_TZ`
+//! at the edges; a `DateTimeStart` in a repeated hour converts to the
+//! earlier reading (duplicates, never losses).
 //!
-//! Each column is selected through a cast that leaves only a few wire shapes
-//! to decode (signed and unsigned BIGINT, text, bytes), so decoding never
-//! depends on how the driver labels `tinyint(1)` or a zero date.
+//! The snapshot is one statement: a one-row table left-joined to
+//! `apisubscription`, `rowhook_progress` and `rowhook_health` returns the
+//! clock (UTC, local, and how far into its second), every subscription,
+//! its progress and health, so a tick with nothing due costs one query.
+//!
+//! Every column reaches the driver in one of a few wire shapes, so decoding
+//! never depends on how the driver labels `tinyint(1)` or a zero date.
+//! Integers (other than `BIT`), character strings and `NOT NULL`
+//! `DATETIME`/`DATE` are selected plainly (casting them cost the server
+//! measurably on a backfill); every other column is cast by its declared
+//! type (nullable dates, `TIMESTAMP`s to local text, decimals, `TIME`,
+//! `YEAR`, `ENUM`/`SET` to `CHAR`, `BIT` to `UNSIGNED`, binary as bytes).
+//!
+//! `open_writes` is the probe behind a safe `stop` (see `tick/stop.rs`):
+//! InnoDB transactions that have written (`INNODB_TRX`) and non-`SELECT`
+//! statements still running (`PROCESSLIST`), of connections using rowhook's
+//! database (or none): on a shared server, other applications' long
+//! transactions would otherwise hold every window back. It needs `PROCESS`.
+//! MariaDB serves `INNODB_TRX` from a cache refreshed only after 100 ms
+//! without readers, so a client polling it freezes it: the probe runs in a
+//! transaction begun `WITH CONSISTENT SNAPSHOT`, and a list that does not
+//! show that transaction predates the probe. It asks again after 110–330 ms
+//! (spread, so two rowhooks do not keep it stale for each other) for up to
+//! 3 s, then reports it stale.
 
 use std::collections::HashMap;
 use std::time::Duration;

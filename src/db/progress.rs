@@ -5,6 +5,22 @@
 //! `DateTimeStart` moves only from the exact text that was read
 //! ([`StartText`]) to the window's stop; an operator who moved it meanwhile
 //! wins, and the record that belonged to the old text is ignored.
+//!
+//! `DateTimeStart` is the contract; the record is the precision. As in Open
+//! Dental, a window's rows count as sent only once `DateTimeStart` has moved
+//! past them, and rowhook moves it exactly when Open Dental would. The
+//! record keeps (a) the `DateTimeStart` text rowhook last wrote, (b) the
+//! same moment as an exact UTC instant, and (c) while a window is partly
+//! delivered, its `stop` and the last acknowledged (stamp, key), so a
+//! restart resumes after the last acknowledged batch. A `DateTimeStart` that
+//! no longer equals (a) was moved by an operator, and rowhook follows it.
+//!
+//! Zero or unusual values compare correctly because the server compares its
+//! own text. When the new local text equals the old (only in a repeated DST
+//! hour) no update is attempted, so MySQL's "0 rows affected when
+//! unchanged" is never mistaken for an operator's edit. On MariaDB, once a
+//! record exists, one statement moves both (one commit per delivered
+//! window); otherwise the two plain statements decide.
 
 use chrono::NaiveDateTime;
 

@@ -4,6 +4,15 @@
 //! `endpoint_url`, … `h_reason`), so one decoder reads a subscription row,
 //! its progress record and its health by name, whichever driver's row it
 //! is given.
+//!
+//! Data never stalls a subscription: the subscription's text columns are
+//! read as bytes, so one odd row (a `_bin` collation, raw bytes in SQLite)
+//! is refused on its own by its parse instead of failing the tick for
+//! everyone. Likewise a watched row's text is decoded lossily, a DECIMAL a
+//! double cannot hold goes as its exact text (`encode.rs`), a zero or
+//! pre-1880 `DateTimeStart` means "from the beginning" without asking the
+//! server to convert it (`Database::local_to_instant`), and a row too large
+//! for any request is skipped and logged (`window/batch.rs`).
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
 

@@ -2,6 +2,16 @@
 //! quoting, a window's `FROM … WHERE …`, its binds, and the text forms of
 //! times the server reads and prints. Only identifiers the schema spelled
 //! are ever quoted into a statement.
+//!
+//! Keyset paging, not OFFSET: a page is the first n rows of `stamp >=
+//! max(start, cursor.stamp) AND stamp < stop AND (stamp > cursor.stamp OR
+//! key > cursor.key)` in (stamp, key) order. The range on the stamp keeps
+//! its index usable; the tie-break on the integer primary key pages
+//! thousands of rows of one second exactly, and a row updated meanwhile
+//! moves to a later window instead of shifting every offset. The cursor
+//! keeps the stamp's fraction of a second ([`parse_stamp`]). A watched table
+//! therefore needs a single-column integer primary key (all of Open
+//! Dental's have one); `rowhook check` says when it does not.
 
 use chrono::{NaiveDateTime, Timelike};
 

@@ -3,6 +3,14 @@
 //! delays a delivery and a logging failure never fails one: a record that
 //! cannot be written is reported (once per distinct error) and dropped.
 //! The same task prunes rows older than the retention.
+//!
+//! Attempts go through an unbounded channel. What queued up while the writer
+//! last wrote goes in one transaction (one log flush for a tick's
+//! deliveries, not one per attempt); if that fails, each record is written
+//! alone, so one the server refuses loses only itself. The attempt number
+//! is computed in the insert (`COUNT(*) + 1` over the same batch id). Pruning
+//! runs hourly, 5000 rows a statement, so a big prune never holds a long
+//! lock.
 
 use std::time::Duration;
 

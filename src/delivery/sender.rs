@@ -3,6 +3,9 @@
 //! Success is HTTP 200 exactly, as in Open Dental. Every other outcome —
 //! another 2xx, a redirect (never followed), 4xx, 5xx, a timeout, a refused
 //! connection — is a [`Failure`], and the caller leaves the watermark alone.
+//!
+//! Proxies are disabled: a proxy would resolve the receiver's name out of
+//! sight of the address check in [`crate::delivery::destination`].
 
 use std::path::Path;
 use std::sync::Arc;

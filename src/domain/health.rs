@@ -5,8 +5,18 @@
 //! 15 minutes, with jitter so many subscriptions failing together do not
 //! retry together), and after `max_failures` (default 50, as Dentally) it
 //! deactivates the subscription until an operator reactivates it. The first
-//! success resets everything. The transitions here are pure; the scheduler
-//! stores the result in `rowhook_health`.
+//! success resets everything. The transitions here are pure; the tick
+//! stores the result in `rowhook_health` (`tick/task.rs`).
+//!
+//! Health is rowhook's, not Open Dental's: its table, read in the tick's one
+//! statement, and no Open Dental column touched. Pure transitions of (old
+//! state, time, policy) let backoff be tested without sleeping. The jitter
+//! is a hash of (subscription, failure count): spread across subscriptions,
+//! yet the same on every run, so tests and `status` agree. A failure is
+//! counted per attempt (one POST), not per tick. A healthy subscription's
+//! last success is stored at most once a minute
+//! ([`Health::after_success`]): rewriting it after every delivery was a
+//! write and a log flush per window.
 
 use std::hash::{Hash, Hasher};
 use std::time::Duration;

@@ -4,7 +4,13 @@
 //! The database layer hands over a [`SubscriptionRow`] exactly as stored
 //! (text and numbers, zero dates included). [`SubscriptionRow::parse`] turns
 //! it into a [`Subscription`] — or says, in one sentence, why it cannot. The
-//! scheduler logs that sentence once and skips the row; other rows go on.
+//! tick logs that sentence once and skips the row; other rows go on.
+//!
+//! Parse, don't validate: a [`Subscription`] holds an `Endpoint` (an
+//! http/https URL), a `CustomerKey` (a valid header value, redacted in
+//! `Debug`), a `WorkstationFilter`, a `WatchTarget`, a `Duration` and parsed
+//! times, and a [`SubscriptionError`] names the column that failed, so no
+//! later code checks a raw column again.
 
 use std::fmt;
 use std::time::Duration;

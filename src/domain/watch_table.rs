@@ -8,6 +8,13 @@
 //! `apisubscription` or one of rowhook's own `rowhook_` tables, and the
 //! schema has such a table with a change column — the database layer checks
 //! that.
+//!
+//! Identifiers from data are never pasted into SQL: a name must first pass a
+//! character check (`[A-Za-z0-9_$]{1,64}`), then be found in
+//! `information_schema` / `sqlite_master`, and only the schema's own
+//! spelling, quoted, reaches a statement. `AppointmentDeleted`'s filter is a
+//! constant ([`RowFilter`]). `apisubscription` and `rowhook_` tables are
+//! refused because they hold integrators' keys and signing secrets.
 
 use std::fmt;
 

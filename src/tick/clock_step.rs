@@ -23,6 +23,11 @@
 //! written after the step carry stamps no earlier than the server's time of
 //! the step, which is no earlier than the oldest kept read's monotonic time
 //! in the new clock — hence where [`Step::rewind_to`] points.
+//!
+//! The last 8 reads are kept; a step of up to 40 ms can hide in latency for
+//! good, and the safety lag covers it. Not seen: a step while rowhook is not
+//! running (longer than its downtime), a step forward and back within 8
+//! ticks, and SQLite's clock (read to the second; the demo's own machine).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

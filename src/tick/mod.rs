@@ -6,15 +6,21 @@
 //! rowhook's progress and each subscription's health, in one statement.
 //! Then:
 //!
-//! 1. the clock is checked for a step back ([`clock_step`], [`rewinds`]);
-//! 2. each row is parsed and admitted or refused ([`admit`]);
-//! 3. the tick's safe stop is found ([`stop`]);
+//! 1. the clock is checked for a step back (`clock_step.rs`, `rewinds.rs`);
+//! 2. each row is parsed and admitted or refused (`admit.rs`);
+//! 3. the tick's safe stop is found (`stop.rs`);
 //! 4. due windows that are plainly empty are closed together ([`quiet`]);
-//! 5. each remaining due subscription runs as its own task ([`task`]),
+//! 5. each remaining due subscription runs as its own task (`task.rs`),
 //!    bounded by a semaphore, so a slow endpoint never delays another.
 //!    Subscriptions whose last attempt failed go after the others;
 //!    subscriptions of one table go one after another, so that they share
 //!    the page they read (see [`crate::window::pages`]).
+//!
+//! The tick never waits for deliveries, and a subscription still in flight
+//! is not started again — judged by the tasks running *before* the snapshot
+//! was read: a window that ends during the read moves its row after the
+//! snapshot saw it, and started from that stale row it would send its whole
+//! window twice (a steady benchmark caught exactly that).
 
 mod admit;
 mod clock_step;

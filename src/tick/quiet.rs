@@ -9,11 +9,18 @@
 //! after that stamp is empty, and every such window is closed with two
 //! statements, whatever their number.
 //!
-//! Only plain cases come here ([`candidate`]): a subscription with a partly
+//! Only plain cases come here (`candidate`): a subscription with a partly
 //! delivered window, recent failures, a look-back cut, a clock step or an
 //! unindexed table goes through [`crate::window`] as before. The result is
 //! the same as a window's for an empty one: `DateTimeStart` moves to the tick's
 //! `stop` by compare-and-set, and an operator's edit wins.
+//!
+//! The closing statements cannot say which rows their compare-and-set
+//! passed over, and need not: a progress record that does not match
+//! `DateTimeStart` (an edit, or a crash between the two statements) reads
+//! next tick as an edit, and the window is read again from `DateTimeStart`.
+//! The newest stamp ignores row filters (`AppointmentDeleted`), so it can
+//! only overstate: a window it calls empty is empty.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;

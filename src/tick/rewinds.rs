@@ -7,6 +7,9 @@
 //! with them. A window in flight writes its own record when it ends, so its
 //! rewind is kept here, in memory, until its next window starts from it;
 //! so is every one, if the statement failed.
+//!
+//! Every subscription's next window then starts no later than the oldest
+//! kept read, less a second: a few seconds are sent twice, none lost.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;

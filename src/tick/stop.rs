@@ -4,6 +4,16 @@
 //! stamps older than its commit; a statement waiting for a lock has read the
 //! clock already). When the server will not show them, a longer lag stands
 //! in.
+//!
+//! `stop` is read from the server's clock (to the microsecond) before any
+//! row, never "now" as the rows are read. With both kinds of open write seen
+//! (`open_writes` in `db/mysql.rs`), late commits do not depend on the
+//! safety lag (default 100 ms): it covers a clock step too small to notice
+//! and the server's own bookkeeping of when a statement started. Without
+//! the `PROCESS` grant, `--fallback-lag` (5 s) and one WARN; a list MariaDB
+//! left stale keeps windows at the last `stop` known safe (one WARN). A
+//! write that holds windows back for a minute is named once in a WARN:
+//! deliveries wait for it, and an operator should know why.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;

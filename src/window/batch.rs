@@ -1,13 +1,20 @@
 //! Where a page of rows becomes request bodies.
 //!
-//! A page is read several batches at a time (see [`crate::processor`]) and
-//! cut here into consecutive batches of at most `--batch-size` rows whose
+//! A page is read several batches at a time (see [`crate::window::read_ahead`])
+//! and cut here into consecutive batches of at most `--batch-size` rows whose
 //! JSON body also stays within `--max-request-bytes`: a table with large
 //! TEXT or BLOB columns can make even a batch bigger than any receiver
 //! accepts. A single row that is larger than
-//! that on its own can never be sent: it is set aside, reported with its
-//! key, and the rest of the window goes on (raise the limit and `replay` to
-//! send it).
+//! that on its own can never be sent: it is set aside (`SKIPPED` in the
+//! delivery log), reported with its key, and the rest of the window goes on
+//! (raise the limit and `replay` to send it); one huge BLOB cannot stall a
+//! subscription forever.
+//!
+//! A batch's id comes from its content: the first 16 bytes of SHA-256 over
+//! the subscription, the table and each row's (stamp, key). A retry of the
+//! same rows has the same id with no state to keep, and a batch that
+//! differs by one row has another: a retry that finds more rows in the
+//! window (the batch was not full) is a different batch, and says so.
 
 use std::fmt::Write;
 

@@ -10,7 +10,7 @@
 //!    oldest write that may still commit rows ([`Stop`]).
 //! 3. Page through it by keyset, in (stamp, key) order, a few batches a read
 //!    ([`read_ahead`], [`pages`], [`batch`]), one POST at a time, recording
-//!    each acknowledged batch and logging every attempt ([`run`]). Between
+//!    each acknowledged batch and logging every attempt (`run.rs`). Between
 //!    batches the subscription row is read again: deleted, stopped or
 //!    moved, the window ends there.
 //! 4. Only when every batch got HTTP 200, compare-and-set `DateTimeStart`

@@ -10,8 +10,12 @@
 //! watermark) stays its own.
 //!
 //! A page is kept only while some window holds it, so sharing costs no
-//! memory beyond the pages being sent. A failed read is not shared: the
-//! next waiter reads again itself and reports its own error.
+//! memory beyond the pages being sent. A window holds the page that ended
+//! it until its watermark has moved, and a tick starts one table's
+//! subscriptions one after another, so the next to get a turn finds the
+//! page still held. A failed read is not shared: the next waiter reads
+//! again itself and reports its own error; a table resolved differently (a
+//! column added since) reads alone.
 //!
 //! Sharing does not change what any subscription receives: the rows of a
 //! window `[start, stop)` after a cursor are fixed once `stop` is safe (see

@@ -1,6 +1,11 @@
 //! Where a window is planned: from `DateTimeStart` to the tick's safe stop,
 //! cut to the look-back cap, rewound when the server's clock went back.
 //!
+//! A server clock behind `DateTimeStart` means new rows carry stamps below
+//! it: the window restarts at `now − (PollingSeconds + 60 s)` and
+//! `DateTimeStart` moves back to the new `stop` (duplicates, never losses;
+//! a WARN says by how much). Smaller steps are `tick/clock_step.rs`'s.
+//!
 //! [`plan`] is the arithmetic, kept free of I/O so it can be tested
 //! exhaustively; [`plan_for`] applies a subscription's settings to it, and
 //! [`plan_logged`] says what a plan had to cut or rewind.

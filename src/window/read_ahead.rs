@@ -1,5 +1,12 @@
 //! A window's pages read ahead of its sends: the database works on the next
 //! page during the POST, the delivery log and the progress record.
+//!
+//! This works because each page's cursor is the previous page's last
+//! (stamp, key), known as soon as it is read: a reader runs up to two pages
+//! ahead through a one-page channel. A failed send closes the channel and
+//! drops what was read, and the window records its progress before it takes
+//! the next page (or its read error), so reading ahead never moves a
+//! position past an unacknowledged batch.
 
 use tokio::sync::mpsc;
 

@@ -1,6 +1,12 @@
 //! One window in progress: its batches sent in order, each attempt written
 //! to the delivery log, the position recorded after each acknowledged
 //! batch, and the watermark moved when the last one is.
+//!
+//! The cursor is recorded after each batch (and each skipped row), so a kill
+//! re-sends at most the batch in flight. The subscription row is read again
+//! between batches, so a stop, a delete or an operator's move ends the
+//! window at the next batch. `advance` is the end: only when every batch got
+//! 200 does it hand the window to `close_window` in `db/progress.rs`.
 
 use std::ops::ControlFlow;
 use std::time::Instant;

@@ -21,6 +21,12 @@
 //!
 //! Both give the page `ORDER BY stamp, key LIMIT n` would. A window with n
 //! rows or fewer left takes step 1 alone.
+//!
+//! The window ends only at a page that says no rows follow (`Page::more`),
+//! not at any short page: rows of the last second that change between the
+//! two statements leave the window, and the page comes out short with rows
+//! still after it. Because every page may cost a fixed second statement, a
+//! page holds three batches (`READ_BATCHES` in `window/read_ahead.rs`).
 
 use chrono::NaiveDateTime;
 use serde_json::Value;
