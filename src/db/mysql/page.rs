@@ -27,6 +27,8 @@
 //! two statements leave the window, and the page comes out short with rows
 //! still after it. Because every page may cost a fixed second statement, a
 //! page holds three batches (`READ_BATCHES` in `window/read_ahead.rs`).
+//! Each row is decoded as sqlx yields it, while the server still sends the
+//! rest of the page.
 
 use chrono::NaiveDateTime;
 use serde_json::Value;
