@@ -200,7 +200,6 @@ async fn row_written_after_a_step_is_sent(step: Duration, tick: Duration, pollin
         .wait_until(PATIENCE, |r| keys(r, "AptNum").contains(&key))
         .await;
     daemon.stop().await;
-    db.drop().await;
     assert!(sent, "the row written after the step was never sent");
 }
 
@@ -260,6 +259,5 @@ async fn rewinding_progress_moves_back_only_what_is_past_the_rewind() {
             "{backend:?}"
         );
         assert_eq!(stored(2), Some(before), "{backend:?}");
-        db.drop().await;
     }
 }

@@ -5,12 +5,13 @@ use std::time::Duration;
 use rowhook::domain::attempt::DeliveryStatus;
 use rowhook::receiver::{Behaviour, Receiver};
 
+use crate::app::TestApp;
 use crate::helpers::{keys, run_once, settings, Sub, TestDb, BOTH, WORKSTATION};
 
 #[tokio::test]
 async fn requests_carry_open_dentals_headers_and_the_url_exactly_as_stored() {
-    let db = TestDb::mysql().await;
-    let rx = Receiver::start().await.unwrap();
+    let app = TestApp::mysql().await;
+    let (db, rx) = (&app.db, &app.rx);
     db.insert_appointments(2, &db.ago(30).await).await;
     let url = rx.url("/hooks/od?type=appt&x=1");
     db.subscribe(Sub {
@@ -25,7 +26,7 @@ async fn requests_carry_open_dentals_headers_and_the_url_exactly_as_stored() {
     })
     .await;
 
-    run_once(&db, settings()).await;
+    app.run_once(settings()).await;
 
     let requests = rx.accepted();
     let with_key = requests
@@ -42,7 +43,6 @@ async fn requests_carry_open_dentals_headers_and_the_url_exactly_as_stored() {
     assert_eq!(keys(std::slice::from_ref(with_key), "AptNum"), [1, 2]);
     let without = requests.iter().find(|r| r.target == "/nokey").unwrap();
     assert_eq!(without.header("authorization"), None);
-    db.drop().await;
 }
 
 /// Each kind of failure leaves `DateTimeStart` alone, and the same rows
@@ -58,11 +58,10 @@ async fn every_failure_kind_keeps_the_watermark_and_the_rows_come_later() {
     ];
     for backend in BOTH {
         for (name, behaviour) in failures {
-            let db = TestDb::new(backend).await;
-            let rx = Receiver::start().await.unwrap();
+            let app = TestApp::new(backend).await;
+            let (db, rx) = (&app.db, &app.rx);
             db.insert_appointments(3, &db.ago(30).await).await;
-            let url = rx.url("/hook");
-            let id = db.subscribe(Sub::new(&url)).await;
+            let id = app.subscribe_to("/hook").await;
             let before = db.watermark(id).await;
             rx.set(behaviour);
             let quick = rowhook::config::Settings {
@@ -70,7 +69,7 @@ async fn every_failure_kind_keeps_the_watermark_and_the_rows_come_later() {
                 ..settings()
             };
 
-            let failed = run_once(&db, quick.clone()).await;
+            let failed = app.run_once(quick.clone()).await;
 
             assert_eq!(failed.failed, 1, "{backend:?} {name}");
             assert_eq!(
@@ -81,7 +80,7 @@ async fn every_failure_kind_keeps_the_watermark_and_the_rows_come_later() {
             assert_eq!(db.watermark(id).await, before, "{backend:?} {name}");
 
             rx.set(Behaviour::Accept);
-            let retried = run_once(&db, quick).await;
+            let retried = app.run_once(quick).await;
 
             assert_eq!(retried.failed, 0, "{backend:?} {name}");
             assert_eq!(
@@ -90,7 +89,6 @@ async fn every_failure_kind_keeps_the_watermark_and_the_rows_come_later() {
                 "{backend:?} {name}"
             );
             assert!(db.watermark(id).await > before, "{backend:?} {name}");
-            db.drop().await;
         }
     }
 }
@@ -116,7 +114,6 @@ async fn a_refused_connection_keeps_the_watermark_and_the_rows_come_when_it_list
     assert_eq!(run_once(&db, settings()).await.failed, 0);
     assert_eq!(keys(&rx.accepted(), "AptNum"), [1, 2]);
     assert!(db.watermark(id).await > before);
-    db.drop().await;
 }
 
 /// Open Dental stops a failing subscription for the tick and tries it again
@@ -136,7 +133,6 @@ async fn a_failing_subscription_does_not_stop_the_others() {
 
     assert_eq!(summary.failed, 1);
     assert_eq!(keys(&good.accepted(), "AptNum"), [1, 2]);
-    db.drop().await;
 }
 
 /// A page bigger than `--max-request-bytes` is cut into batches in order; a
@@ -145,8 +141,8 @@ async fn a_failing_subscription_does_not_stop_the_others() {
 #[tokio::test]
 async fn large_rows_are_cut_into_batches_and_a_row_too_large_alone_is_skipped() {
     for backend in BOTH {
-        let db = TestDb::new(backend).await;
-        let rx = Receiver::start().await.unwrap();
+        let app = TestApp::new(backend).await;
+        let (db, rx) = (&app.db, &app.rx);
         let stamp = db.ago(30).await;
         for size in [1000, 1000, 20_000, 1000] {
             db.exec(
@@ -155,15 +151,14 @@ async fn large_rows_are_cut_into_batches_and_a_row_too_large_alone_is_skipped() 
             )
             .await;
         }
-        let url = rx.url("/");
-        let id = db.subscribe(Sub::new(&url)).await;
+        let id = app.subscribe_to("/").await;
         let before = db.watermark(id).await;
         let small = rowhook::config::Settings {
             max_request_bytes: 4096,
             ..settings()
         };
 
-        let summary = run_once(&db, small).await;
+        let summary = app.run_once(small).await;
 
         assert_eq!(summary.failed, 0, "{backend:?}");
         let bodies: Vec<Vec<i64>> = rx
@@ -193,6 +188,5 @@ async fn large_rows_are_cut_into_batches_and_a_row_too_large_alone_is_skipped() 
         assert_eq!(skipped.len(), 1, "{backend:?}");
         assert_eq!(skipped[0].first_key, Some(3));
         assert!(skipped[0].error.contains("max-request-bytes"));
-        db.drop().await;
     }
 }

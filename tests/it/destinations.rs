@@ -7,9 +7,9 @@ use rowhook::config::Settings;
 use rowhook::delivery::destination::{parse_network, NetworkPolicy};
 use rowhook::domain::attempt::FailureClass;
 use rowhook::domain::subscription::SubscriptionId;
-use rowhook::receiver::Receiver;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::app::TestApp;
 use crate::helpers::{keys, run, run_once, settings, Sub, TestDb};
 
 /// The default policy plus loopback.
@@ -31,8 +31,8 @@ fn denying_loopback() -> Settings {
 /// networks are checked in `destination.rs`'s unit tests.
 #[tokio::test]
 async fn a_refused_network_is_never_contacted_by_name_or_by_address() {
-    let db = TestDb::mysql().await;
-    let rx = Receiver::start().await.unwrap();
+    let app = TestApp::mysql().await;
+    let (db, rx) = (&app.db, &app.rx);
     db.insert_appointments(2, &db.ago(30).await).await;
     let by_address = rx.url("/");
     let by_name = by_address.replace("127.0.0.1", "localhost");
@@ -43,7 +43,7 @@ async fn a_refused_network_is_never_contacted_by_name_or_by_address() {
         .await;
     let before = db.watermark(numbered).await;
 
-    let summary = run_once(&db, denying_loopback()).await;
+    let summary = app.run_once(denying_loopback()).await;
 
     assert_eq!(summary.failed, 3);
     assert!(rx.requests().is_empty(), "nothing reached the receiver");
@@ -72,13 +72,12 @@ async fn a_refused_network_is_never_contacted_by_name_or_by_address() {
         },
         ..settings()
     };
-    run_once(&db, allowing).await;
+    app.run_once(allowing).await;
     assert_eq!(
         keys(&rx.accepted(), "AptNum"),
         [1, 2, 1, 2],
         "both loopback subscriptions"
     );
-    db.drop().await;
 }
 
 /// A receiver that answers 200 and then streams a body forever: rowhook
@@ -122,7 +121,6 @@ async fn endless_or_stalled_responses_are_cut() {
         .await
         .unwrap();
     assert_eq!(log[0].error_class, Some(FailureClass::Timeout));
-    db.drop().await;
 }
 
 /// Accepts connections on loopback, reads the request head, then hands the
@@ -160,5 +158,4 @@ async fn an_unusable_ca_file_is_refused_at_start() {
         assert!(err.contains("--ca-file") && err.contains(&path), "{err}");
     }
     let _ = std::fs::remove_file(not_pem);
-    db.drop().await;
 }

@@ -102,8 +102,6 @@ async fn only_transactions_in_the_watched_database_hold_windows_back() {
         "row 2 once the transaction ended: {:?}",
         keys(&rx.accepted(), "AptNum")
     );
-    elsewhere.drop().await;
-    db.drop().await;
 }
 
 /// A row written by a transaction that commits after a poll carries a stamp
@@ -143,7 +141,6 @@ async fn a_row_committed_late_by_a_long_transaction_is_still_delivered() {
         "the late-committed row must arrive: got {:?}",
         keys(&rx.accepted(), "AptNum")
     );
-    db.drop().await;
 }
 
 /// A write waiting for a lock has read the clock already: when the lock is
@@ -197,7 +194,6 @@ async fn a_write_waiting_for_a_lock_holds_windows_back() {
         keys(&rx.accepted(), "AptNum")
     );
     drop(backup);
-    db.drop().await;
 }
 
 /// MariaDB serves `INNODB_TRX` from a cache that it refreshes only when
@@ -241,7 +237,6 @@ async fn a_list_of_transactions_kept_stale_by_another_reader_is_not_trusted() {
     assert_eq!(meanwhile, OpenWrites::Stale);
     let trusted = eventually(|| async { db.db.open_writes().await.unwrap() != OpenWrites::Stale });
     assert!(trusted.await, "the list is trusted once it is refreshed");
-    db.drop().await;
 }
 
 /// Loads MariaDB's time zone tables when they are missing (CI does this in
@@ -368,7 +363,6 @@ async fn a_dst_fall_back_repeats_an_hour_and_no_row_is_lost() {
         [1, 2, 3, 4, 5, 6, 7],
         "every row at least once: {got:?}"
     );
-    db.drop().await;
 }
 
 #[tokio::test]
@@ -383,7 +377,6 @@ async fn a_dst_spring_forward_skips_an_hour_and_every_row_arrives_once() {
     ];
     let got = walk(&db, &steps).await;
     assert_eq!(got, [1, 2, 3, 4]);
-    db.drop().await;
 }
 
 /// The time zone flag reaches the session: with the session at +05:00 the
@@ -422,5 +415,4 @@ async fn the_session_time_zone_is_the_servers_or_the_one_configured() {
 
     assert_eq!(keys(&rx.accepted(), "AptNum"), [1]);
     shifted.close().await;
-    db.drop().await;
 }

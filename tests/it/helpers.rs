@@ -1,16 +1,18 @@
-//! Test harness: a fresh database per test, subscriptions, rows, and a way
-//! to run the daemon in-process.
+//! Test helpers: subscriptions, settings, the daemon in-process or as the
+//! real binary, and waiting on a condition with a deadline.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::NaiveDateTime;
 use rowhook::config::Settings;
 use rowhook::daemon::{self, Summary};
-use rowhook::db::Database;
 use rowhook::window::Context;
-use sqlx::Row;
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
+
+pub use crate::app::{mysql_server, Backend, TestDb, BOTH};
 
 pub const WORKSTATION: &str = "TEST-WS";
 /// The real binary, built by cargo for the tests.
@@ -18,263 +20,6 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_rowhook");
 /// Long enough for a loaded CI machine; every wait ends as soon as its
 /// condition holds.
 pub const PATIENCE: Duration = Duration::from_secs(30);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    MySql,
-    Sqlite,
-}
-
-pub const BOTH: [Backend; 2] = [Backend::MySql, Backend::Sqlite];
-
-/// A database of its own, with Open Dental-shaped tables and `migrate` run.
-pub struct TestDb {
-    pub db: Database,
-    pub url: String,
-    pub backend: Backend,
-    cleanup: Cleanup,
-}
-
-enum Cleanup {
-    MySql { server: String, name: String },
-    Sqlite(std::path::PathBuf),
-}
-
-fn unique_name(prefix: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    format!(
-        "{prefix}_{}_{}_{nanos}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-pub fn mysql_server() -> String {
-    std::env::var("ROWHOOK_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
-}
-
-/// Where test databases are created and dropped from. A connection with a
-/// database of its own, because rowhook waits for write statements of
-/// connections without one (they may name its tables across databases),
-/// and a `DROP DATABASE` can run for a second on a busy machine: every
-/// other test's windows would wait for it.
-async fn admin(server: &str) -> Result<sqlx::MySqlPool, sqlx::Error> {
-    sqlx::MySqlPool::connect(&format!("{server}/mysql")).await
-}
-
-impl TestDb {
-    pub async fn new(backend: Backend) -> Self {
-        match backend {
-            Backend::MySql => Self::mysql().await,
-            Backend::Sqlite => Self::sqlite().await,
-        }
-    }
-
-    pub async fn mysql() -> Self {
-        Self::mysql_on(mysql_server()).await
-    }
-
-    /// A fresh database on the MariaDB server at `server`.
-    pub async fn mysql_on(server: String) -> Self {
-        let name = unique_name("rowhook_test");
-        let admin = admin(&server).await.expect("MariaDB is reachable");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&admin)
-            .await
-            .unwrap();
-        admin.close().await;
-        let url = format!("{server}/{name}");
-        let db = Database::connect(&url, 8).await.unwrap();
-        let Database::MySql { pool, .. } = &db else {
-            unreachable!()
-        };
-        sqlx::raw_sql(include_str!("../../fixtures/mysql/schema.sql"))
-            .execute(pool)
-            .await
-            .unwrap();
-        db.migrate().await.unwrap();
-        Self {
-            db,
-            url,
-            backend: Backend::MySql,
-            cleanup: Cleanup::MySql { server, name },
-        }
-    }
-
-    pub async fn sqlite() -> Self {
-        let path = std::env::temp_dir().join(format!("{}.sqlite", unique_name("rowhook_test")));
-        let url = format!("sqlite://{}", path.display());
-        let db = Database::connect(&url, 8).await.unwrap();
-        let Database::Sqlite(pool) = &db else {
-            unreachable!()
-        };
-        sqlx::raw_sql(include_str!("../../fixtures/sqlite/schema.sql"))
-            .execute(pool)
-            .await
-            .unwrap();
-        db.migrate().await.unwrap();
-        Self {
-            db,
-            url,
-            backend: Backend::Sqlite,
-            cleanup: Cleanup::Sqlite(path),
-        }
-    }
-
-    /// Runs one statement with text binds.
-    pub async fn exec(&self, sql: &str, binds: &[&str]) -> u64 {
-        match &self.db {
-            Database::MySql { pool, .. } => {
-                let mut q = sqlx::query(sql);
-                for b in binds {
-                    q = q.bind(*b);
-                }
-                q.execute(pool)
-                    .await
-                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
-                    .rows_affected()
-            }
-            Database::Sqlite(pool) => {
-                let mut q = sqlx::query(sql);
-                for b in binds {
-                    q = q.bind(*b);
-                }
-                q.execute(pool)
-                    .await
-                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
-                    .rows_affected()
-            }
-        }
-    }
-
-    /// Runs several statements on one connection (so a `SET SESSION`
-    /// applies to the statements after it).
-    pub async fn script(&self, sql: &str) {
-        let result = match &self.db {
-            Database::MySql { pool, .. } => sqlx::raw_sql(sql).execute(pool).await.map(|_| ()),
-            Database::Sqlite(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|_| ()),
-        };
-        result.unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-
-    /// A single text value (`CAST(... AS CHAR)` on MySQL is the caller's job).
-    pub async fn text(&self, sql: &str, binds: &[&str]) -> Option<String> {
-        match &self.db {
-            Database::MySql { pool, .. } => {
-                let mut q = sqlx::query(sql);
-                for b in binds {
-                    q = q.bind(*b);
-                }
-                q.fetch_optional(pool)
-                    .await
-                    .unwrap()
-                    .map(|r| r.get::<String, _>(0))
-            }
-            Database::Sqlite(pool) => {
-                let mut q = sqlx::query(sql);
-                for b in binds {
-                    q = q.bind(*b);
-                }
-                q.fetch_optional(pool)
-                    .await
-                    .unwrap()
-                    .map(|r| r.get::<String, _>(0))
-            }
-        }
-    }
-
-    pub async fn now(&self) -> NaiveDateTime {
-        self.db.now().await.unwrap()
-    }
-
-    /// The server's time `secs` ago (negative: ahead), as a literal.
-    pub async fn ago(&self, secs: i64) -> String {
-        let t = self.now().await - chrono::Duration::seconds(secs);
-        t.format(rowhook::DATETIME_FORMAT).to_string()
-    }
-
-    /// Inserts a subscription and returns its number.
-    pub async fn subscribe(&self, sub: Sub<'_>) -> i64 {
-        let start = match sub.start {
-            Some(s) => s.to_owned(),
-            None => self.ago(60).await,
-        };
-        let polling = sub.polling.to_string();
-        self.exec(
-            "INSERT INTO apisubscription (EndPointUrl, Workstation, CustomerKey, WatchTable, \
-             PollingSeconds, UiEventType, DateTimeStart, DateTimeStop, Note) \
-             VALUES (?, ?, ?, ?, ?, '', ?, ?, '')",
-            &[
-                sub.url,
-                sub.workstation,
-                sub.key,
-                sub.table,
-                &polling,
-                &start,
-                sub.stop,
-            ],
-        )
-        .await;
-        let id = self
-            .text(
-                "SELECT CAST(MAX(ApiSubscriptionNum) AS CHAR) FROM apisubscription",
-                &[],
-            )
-            .await;
-        id.and_then(|s| s.parse().ok())
-            .expect("a subscription number")
-    }
-
-    /// `DateTimeStart` of subscription `id`, as text.
-    pub async fn watermark(&self, id: i64) -> String {
-        let sql = match self.backend {
-            Backend::MySql => "SELECT CAST(DateTimeStart AS CHAR) FROM apisubscription WHERE ApiSubscriptionNum = ?",
-            Backend::Sqlite => "SELECT DateTimeStart FROM apisubscription WHERE ApiSubscriptionNum = ?",
-        };
-        self.text(sql, &[&id.to_string()])
-            .await
-            .expect("subscription exists")
-    }
-
-    /// Inserts `n` appointments stamped `stamp`, in chunks; returns nothing,
-    /// keys are 1..=n on a fresh table.
-    pub async fn insert_appointments(&self, n: usize, stamp: &str) {
-        for chunk_start in (0..n).step_by(500) {
-            let count = (n - chunk_start).min(500);
-            let values = vec![format!("(1, 1, 'note', '{stamp}')"); count].join(", ");
-            self.exec(
-                &format!(
-                    "INSERT INTO appointment (PatNum, AptStatus, Note, DateTStamp) VALUES {values}"
-                ),
-                &[],
-            )
-            .await;
-        }
-    }
-
-    pub async fn drop(self) {
-        self.db.close().await;
-        match self.cleanup {
-            Cleanup::MySql { server, name } => {
-                if let Ok(admin) = admin(&server).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE {name}"))
-                        .execute(&admin)
-                        .await;
-                    admin.close().await;
-                }
-            }
-            Cleanup::Sqlite(path) => {
-                for suffix in ["", "-wal", "-shm"] {
-                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-                }
-            }
-        }
-    }
-}
 
 /// A subscription row to insert; fields default to a due, never-expiring
 /// Appointment subscription for [`WORKSTATION`].
@@ -463,4 +208,62 @@ pub async fn run(db_url: Option<&str>, args: &[&str]) -> (i32, String, String) {
         text(&out.stdout),
         text(&out.stderr),
     )
+}
+
+/// A running `rowhook` whose stderr is collected.
+pub struct Process {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Process {
+    pub fn start(db: &TestDb, args: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env("DATABASE_URL", &db.url)
+            .env("ROWHOOK_WORKSTATION", WORKSTATION)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the rowhook binary starts");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut pipe = child.stderr.take().expect("stderr is piped");
+        let sink = Arc::clone(&stderr);
+        tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Self { child, stderr }
+    }
+
+    pub fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub async fn signal(&mut self, signal: &str) {
+        let pid = self.child.id().expect("still running").to_string();
+        let status = Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success());
+    }
+
+    pub async fn exit_code(&mut self) -> Option<i32> {
+        tokio::time::timeout(PATIENCE, self.child.wait())
+            .await
+            .ok()?
+            .ok()?
+            .code()
+    }
 }

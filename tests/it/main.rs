@@ -5,19 +5,22 @@
 //! MariaDB is reached at `ROWHOOK_TEST_MYSQL` (default
 //! `mysql://root@127.0.0.1:3306`).
 
-mod binary;
+mod app;
 mod chaos;
 mod clock_step;
+mod commands;
 mod delivery;
+mod delivery_log;
 mod destinations;
 mod encoding;
 mod exactness;
+mod health;
 mod helpers;
-mod hostile;
+mod hostile_rows;
 mod layers;
-mod operations;
 mod paging;
 mod privilege;
+mod process;
 mod quiet;
 mod selection;
 mod sharing;

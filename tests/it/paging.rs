@@ -1,47 +1,43 @@
 //! Batches: size, order, keyset paging under ties and concurrent updates.
 
-use std::collections::HashMap;
-use std::time::Duration;
-
+use crate::app::TestApp;
+use crate::helpers::{keys, run, run_once, settings, Daemon, Sub, TestDb, BOTH, PATIENCE};
 use rowhook::config::Settings;
 use rowhook::db::PageRead;
 use rowhook::domain::watch_table::WatchTarget;
 use rowhook::receiver::{Behaviour, Receiver};
-
-use crate::helpers::{keys, run_once, settings, Daemon, Sub, TestDb, BOTH, PATIENCE};
+use std::collections::HashMap;
+use std::time::Duration;
 
 #[tokio::test]
 async fn rows_sharing_one_second_arrive_exactly_once_in_batches_of_at_most_1000() {
     for backend in BOTH {
-        let db = TestDb::new(backend).await;
-        let rx = Receiver::start().await.unwrap();
+        let app = TestApp::new(backend).await;
+        let (db, rx) = (&app.db, &app.rx);
         db.insert_appointments(2500, &db.ago(30).await).await;
-        let url = rx.url("/");
-        db.subscribe(Sub::new(&url)).await;
+        app.subscribe_to("/").await;
 
-        run_once(&db, settings()).await;
+        app.run_once(settings()).await;
 
         let sizes: Vec<usize> = rx.accepted().iter().map(|r| r.rows().len()).collect();
         assert_eq!(sizes, [1000, 1000, 500], "{backend:?}");
         let got = keys(&rx.accepted(), "AptNum");
         let expected: Vec<i64> = (1..=2500).collect();
         assert_eq!(got, expected, "{backend:?}: every row once, in key order");
-        db.drop().await;
     }
 }
 
 #[tokio::test]
 async fn batches_follow_stamp_then_key_order_and_honour_batch_size() {
-    let db = TestDb::mysql().await;
-    let rx = Receiver::start().await.unwrap();
+    let app = TestApp::mysql().await;
+    let (db, rx) = (&app.db, &app.rx);
     // Keys 1..=5 stamped late, 6..=10 stamped early: stamp order wins.
     db.insert_appointments(5, &db.ago(20).await).await;
     db.insert_appointments(5, &db.ago(40).await).await;
-    let url = rx.url("/");
-    db.subscribe(Sub::new(&url)).await;
+    app.subscribe_to("/").await;
 
     run_once(
-        &db,
+        db,
         Settings {
             batch_size: 3,
             ..settings()
@@ -55,7 +51,6 @@ async fn batches_follow_stamp_then_key_order_and_honour_batch_size() {
         keys(&rx.accepted(), "AptNum"),
         [6, 7, 8, 9, 10, 1, 2, 3, 4, 5]
     );
-    db.drop().await;
 }
 
 /// Seconds holding 1 to 12 rows, keys stored out of their order, read in
@@ -138,7 +133,6 @@ async fn pages_ending_inside_a_second_hold_every_row_once_in_stamp_then_key_orde
             assert_eq!(keys(&rx.accepted(), "AptNum"), expected, "{case}");
             assert!(db.watermark(id).await > rows[total - 1].0, "{case}");
         }
-        db.drop().await;
     }
 }
 
@@ -202,7 +196,6 @@ async fn stamps_with_fractions_of_a_second_page_exactly() {
         let keys = keys(&rx.accepted(), "ReadingNum");
         let want: Vec<i64> = expected.iter().map(|(_, key)| *key).collect();
         assert_eq!(keys, want, "{engine}: each row once, in (stamp, key) order");
-        db.drop().await;
     }
 }
 
@@ -212,8 +205,8 @@ async fn stamps_with_fractions_of_a_second_page_exactly() {
 #[tokio::test]
 async fn rows_updated_while_paging_are_neither_skipped_nor_lost() {
     for backend in BOTH {
-        let db = TestDb::new(backend).await;
-        let rx = Receiver::start().await.unwrap();
+        let app = TestApp::new(backend).await;
+        let (db, rx) = (&app.db, &app.rx);
         db.insert_appointments(300, &db.ago(30).await).await;
         let url = rx.url("/");
         db.subscribe(Sub {
@@ -223,7 +216,7 @@ async fn rows_updated_while_paging_are_neither_skipped_nor_lost() {
         .await;
         rx.set(Behaviour::Slow(Duration::from_millis(300)));
         let daemon = Daemon::start(
-            &db,
+            db,
             Settings {
                 batch_size: 100,
                 ..settings()
@@ -249,7 +242,6 @@ async fn rows_updated_while_paging_are_neither_skipped_nor_lost() {
             all_final,
             "{backend:?}: every row, and every change, delivered"
         );
-        db.drop().await;
     }
 }
 
@@ -273,8 +265,8 @@ fn latest_notes(requests: &[rowhook::receiver::Request]) -> HashMap<i64, String>
 #[tokio::test]
 async fn a_no_op_update_sends_nothing() {
     for backend in BOTH {
-        let db = TestDb::new(backend).await;
-        let rx = Receiver::start().await.unwrap();
+        let app = TestApp::new(backend).await;
+        let (db, rx) = (&app.db, &app.rx);
         db.insert_appointments(2, &db.ago(30).await).await;
         let url = rx.url("/");
         db.subscribe(Sub {
@@ -282,7 +274,7 @@ async fn a_no_op_update_sends_nothing() {
             ..Sub::new(&url)
         })
         .await;
-        let daemon = Daemon::start(&db, settings());
+        let daemon = app.daemon(settings());
         assert!(
             rx.wait_until(PATIENCE, |r| keys(r, "AptNum") == [1, 2])
                 .await,
@@ -303,15 +295,14 @@ async fn a_no_op_update_sends_nothing() {
         daemon.stop().await;
 
         assert_eq!(keys(&rx.accepted(), "AptNum"), [1, 2, 2], "{backend:?}");
-        db.drop().await;
     }
 }
 
 #[tokio::test]
 async fn appointment_deleted_reads_only_deleted_history_rows() {
     for backend in BOTH {
-        let db = TestDb::new(backend).await;
-        let rx = Receiver::start().await.unwrap();
+        let app = TestApp::new(backend).await;
+        let (db, rx) = (&app.db, &app.rx);
         let stamp = db.ago(30).await;
         for (action, apt) in [(0, "1"), (4, "2"), (1, "3"), (4, "4")] {
             db.exec(
@@ -327,20 +318,19 @@ async fn appointment_deleted_reads_only_deleted_history_rows() {
         })
         .await;
 
-        run_once(&db, settings()).await;
+        app.run_once(settings()).await;
 
         assert_eq!(keys(&rx.accepted(), "AptNum"), [2, 4], "{backend:?}");
         let header = rx.accepted()[0].header("event-type").map(String::from);
         assert_eq!(header.as_deref(), Some("WatchTable: AppointmentDeleted"));
-        db.drop().await;
     }
 }
 
 #[tokio::test]
 async fn any_table_with_a_change_column_can_be_watched_by_name() {
     for backend in BOTH {
-        let db = TestDb::new(backend).await;
-        let rx = Receiver::start().await.unwrap();
+        let app = TestApp::new(backend).await;
+        let (db, rx) = (&app.db, &app.rx);
         let stamp = db.ago(30).await;
         db.exec(
             "INSERT INTO payment (PayAmt, PayNote, SecDateTEdit) VALUES (85.5, 'Copay', ?)",
@@ -354,7 +344,7 @@ async fn any_table_with_a_change_column_can_be_watched_by_name() {
         })
         .await;
 
-        run_once(&db, settings()).await;
+        app.run_once(settings()).await;
 
         let rows: Vec<_> = rx.accepted().iter().flat_map(|r| r.rows()).collect();
         assert_eq!(rows.len(), 1, "{backend:?}");
@@ -363,14 +353,13 @@ async fn any_table_with_a_change_column_can_be_watched_by_name() {
             rx.accepted()[0].header("event-type"),
             Some("WatchTable: payment")
         );
-        db.drop().await;
     }
 }
 
 #[tokio::test]
 async fn the_lookback_cap_skips_old_changes_and_unlimited_sends_them() {
-    let db = TestDb::mysql().await;
-    let rx = Receiver::start().await.unwrap();
+    let app = TestApp::mysql().await;
+    let (db, rx) = (&app.db, &app.rx);
     db.insert_appointments(2, &db.ago(5 * 86_400).await).await; // 1, 2: five days old
     db.insert_appointments(1, &db.ago(60).await).await; // 3: recent
     let old = db.ago(6 * 86_400).await;
@@ -381,7 +370,7 @@ async fn the_lookback_cap_skips_old_changes_and_unlimited_sends_them() {
     })
     .await;
 
-    run_once(&db, settings()).await;
+    app.run_once(settings()).await;
     assert_eq!(keys(&rx.accepted(), "AptNum"), [3]);
 
     db.subscribe(Sub {
@@ -390,7 +379,7 @@ async fn the_lookback_cap_skips_old_changes_and_unlimited_sends_them() {
     })
     .await;
     run_once(
-        &db,
+        db,
         Settings {
             max_lookback: None,
             ..settings()
@@ -403,5 +392,27 @@ async fn the_lookback_cap_skips_old_changes_and_unlimited_sends_them() {
         .filter(|r| r.target == "/unlimited")
         .collect();
     assert_eq!(keys(&sent, "AptNum"), [1, 2, 3]);
-    db.drop().await;
+}
+
+#[tokio::test]
+async fn the_lookback_cut_is_logged_with_how_much_was_skipped() {
+    let app = TestApp::mysql().await;
+    let (db, rx) = (&app.db, &app.rx);
+    db.insert_appointments(2, &db.ago(5 * 86_400).await).await;
+    let url = rx.url("/");
+    let old = db.ago(6 * 86_400).await;
+    db.subscribe(Sub {
+        start: Some(&old),
+        ..Sub::new(&url)
+    })
+    .await;
+
+    // A whole-second lag, so that the window ends a second before `old` was
+    // read, whatever the fraction of the second the run starts in.
+    let (code, _, stderr) = run(Some(&db.url), &["run", "--once", "--safety-lag", "1s"]).await;
+
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("rows_skipped=2"), "{stderr}");
+    // Three days, less the safety lag and the test's own few milliseconds.
+    assert!(stderr.contains("skipped=2days 23h 59m"), "{stderr}");
 }

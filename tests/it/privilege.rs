@@ -1,9 +1,9 @@
 //! The least-privileged MariaDB user the README documents: the daemon works
 //! with exactly those grants, and says which one is missing when one is.
 
+use crate::app::TestApp;
+use crate::helpers::{keys, mysql_server, run, Sub};
 use rowhook::receiver::Receiver;
-
-use crate::helpers::{keys, mysql_server, run, Sub, TestDb};
 
 /// rowhook's own tables, which `rowhook migrate` (run once by an admin)
 /// creates.
@@ -35,8 +35,8 @@ fn least_privilege(db: &str, user: &str, watched: &[&str]) -> String {
 
 #[tokio::test]
 async fn the_documented_grants_are_enough_and_a_missing_one_is_named() {
-    let db = TestDb::mysql().await;
-    let rx = Receiver::start().await.unwrap();
+    let app = TestApp::mysql().await;
+    let (db, rx) = (&app.db, &app.rx);
     db.insert_appointments(3, &db.ago(30).await).await;
     let url = rx.url("/");
     let id = db.subscribe(Sub::new(&url)).await;
@@ -71,7 +71,7 @@ async fn the_documented_grants_are_enough_and_a_missing_one_is_named() {
     .await;
     db.insert_appointments(1, &db.ago(0).await).await;
     let moved = db.watermark(id).await;
-    let (code, _, log) = loop_until_sent(&as_user, &rx, 4).await;
+    let (code, _, log) = loop_until_sent(&as_user, rx, 4).await;
     assert_ne!(code, 0, "{log}");
     assert!(
         log.contains("UPDATE command denied") && log.contains("Least privilege"),
@@ -80,7 +80,6 @@ async fn the_documented_grants_are_enough_and_a_missing_one_is_named() {
     assert_eq!(db.watermark(id).await, moved);
 
     db.script(&format!("DROP USER '{user}'@'%'")).await;
-    db.drop().await;
 }
 
 /// Runs `rowhook run --once` until the receiver has seen `count` requests
@@ -93,4 +92,32 @@ async fn loop_until_sent(url: &str, rx: &Receiver, count: usize) -> (i32, String
             return result;
         }
     }
+}
+
+/// Without the PROCESS grant rowhook cannot see open transactions: it says
+/// so once and keeps delivering with the longer fallback lag.
+#[tokio::test]
+async fn without_the_process_grant_the_fallback_lag_is_used_and_said_once() {
+    let app = TestApp::mysql().await;
+    let (db, rx) = (&app.db, &app.rx);
+    db.insert_appointments(2, &db.ago(30).await).await;
+    app.subscribe_to("/").await;
+    let schema = db.text("SELECT DATABASE()", &[]).await.unwrap();
+    let user = format!("rh_np_{}", std::process::id());
+    db.exec(&format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"), &[])
+        .await;
+    db.exec(&format!("GRANT ALL ON `{schema}`.* TO '{user}'@'%'"), &[])
+        .await;
+    let url_np = format!("mysql://{user}:pw@127.0.0.1:3306/{schema}");
+
+    let (code, _, stderr) = run(Some(&url_np), &["run", "--once"]).await;
+
+    db.exec(&format!("DROP USER '{user}'@'%'"), &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stderr.matches("Cannot see open transactions").count(),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(keys(&rx.accepted(), "AptNum"), [1, 2]);
 }

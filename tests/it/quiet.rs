@@ -7,11 +7,11 @@ use chrono::NaiveDateTime;
 use rowhook::db::WatchedTable;
 use rowhook::domain::progress::Progress;
 use rowhook::domain::subscription::{Parsed, Subscription};
-use rowhook::receiver::Receiver;
 use rowhook::tick::quiet::{self, Candidate};
 
+use crate::app::TestApp;
 use crate::helpers::{
-    context, eventually, mysql_server, settings, Backend, Daemon, Sub, TestDb, Userstat, BOTH,
+    context, eventually, mysql_server, settings, Backend, Sub, TestDb, Userstat, BOTH,
 };
 
 fn at(s: &str) -> NaiveDateTime {
@@ -128,7 +128,6 @@ async fn only_windows_with_no_row_in_them_are_closed_and_an_edit_wins() {
         // The edited subscription's record no longer matches its row, so the
         // next tick follows the operator's value.
         assert_ne!(snapshot.progress[&subs[2].id].date_time_start, operator);
-        db.drop().await;
     }
 }
 
@@ -154,7 +153,6 @@ async fn a_row_stamped_at_stop_belongs_to_the_next_window() {
             .unwrap();
         assert_eq!(closed.empty, [true], "{backend:?}");
         assert_eq!(db.watermark(id).await, text(t), "{backend:?}");
-        db.drop().await;
     }
 }
 
@@ -162,8 +160,8 @@ async fn a_row_stamped_at_stop_belongs_to_the_next_window() {
 /// reaches each patient subscription once and no appointment subscription.
 #[tokio::test]
 async fn a_change_after_idle_ticks_reaches_every_subscription_on_its_table() {
-    let db = TestDb::mysql().await;
-    let rx = Receiver::start().await.unwrap();
+    let app = TestApp::mysql().await;
+    let (db, rx) = (&app.db, &app.rx);
     let mut ids = Vec::new();
     for (i, table) in ["Patient", "Appointment"]
         .iter()
@@ -180,12 +178,12 @@ async fn a_change_after_idle_ticks_reaches_every_subscription_on_its_table() {
             .await,
         );
     }
-    let daemon = Daemon::start(&db, settings());
-    let first: Vec<String> = watermarks(&db, &ids).await;
+    let daemon = app.daemon(settings());
+    let first: Vec<String> = watermarks(db, &ids).await;
     // Two advances each: the first window sets the progress record, later
     // ones are closed together.
     for _ in 0..2 {
-        advance_every_one(&db, &ids).await;
+        advance_every_one(db, &ids).await;
     }
     assert!(rx.requests().is_empty(), "idle windows send nothing");
     db.exec(
@@ -205,9 +203,8 @@ async fn a_change_after_idle_ticks_reaches_every_subscription_on_its_table() {
         targets,
         ["/Patient/0", "/Patient/2", "/Patient/4", "/Patient/6"]
     );
-    let after = watermarks(&db, &ids).await;
+    let after = watermarks(db, &ids).await;
     assert!(after.iter().zip(&first).all(|(a, f)| a > f));
-    db.drop().await;
 }
 
 async fn watermarks(db: &TestDb, ids: &[i64]) -> Vec<String> {
@@ -226,8 +223,8 @@ async fn watermarks(db: &TestDb, ids: &[i64]) -> Vec<String> {
 /// progress record each); together, two per tick that closes any.
 #[tokio::test]
 async fn idle_subscriptions_are_closed_with_fewer_writes_than_subscriptions() {
-    let db = TestDb::mysql().await;
-    let rx = Receiver::start().await.unwrap();
+    let app = TestApp::mysql().await;
+    let (db, rx) = (&app.db, &app.rx);
     let url = rx.url("/");
     let mut ids = Vec::new();
     for table in ["Patient", "Appointment"].iter().cycle().take(60) {
@@ -241,7 +238,7 @@ async fn idle_subscriptions_are_closed_with_fewer_writes_than_subscriptions() {
     }
     let name = db.url.rsplit('/').next().unwrap().to_owned();
     let user = format!("rh_quiet_{}", std::process::id());
-    let userstat = Userstat::on(&db).await;
+    let userstat = Userstat::on(db).await;
     db.script(&format!(
         "CREATE USER '{user}'@'%'; GRANT ALL ON {name}.* TO '{user}'@'%'; \
          GRANT PROCESS ON *.* TO '{user}'@'%'"
@@ -252,7 +249,7 @@ async fn idle_subscriptions_are_closed_with_fewer_writes_than_subscriptions() {
     let stop = tokio_util::sync::CancellationToken::new();
     let ctx = rowhook::window::Context {
         db: agent.clone(),
-        ..context(&db, settings(), stop.clone())
+        ..context(db, settings(), stop.clone())
     };
     let daemon = tokio::spawn(rowhook::daemon::run(ctx, false));
     let writes = || async {
@@ -267,10 +264,10 @@ async fn idle_subscriptions_are_closed_with_fewer_writes_than_subscriptions() {
     };
 
     // First windows go through the processor (nothing is recorded yet).
-    advance_every_one(&db, &ids).await;
+    advance_every_one(db, &ids).await;
     let before = writes().await;
     for _ in 0..3 {
-        advance_every_one(&db, &ids).await;
+        advance_every_one(db, &ids).await;
     }
     let during = writes().await - before;
 
@@ -278,14 +275,13 @@ async fn idle_subscriptions_are_closed_with_fewer_writes_than_subscriptions() {
     daemon.await.unwrap();
     agent.close().await;
     db.script(&format!("DROP USER '{user}'@'%'")).await;
-    userstat.off(&db).await;
+    userstat.off(db).await;
     assert!(rx.requests().is_empty(), "idle windows send nothing");
     assert!(
         during < ids.len() as u64,
         "{during} writes for {} subscriptions advancing three times",
         ids.len()
     );
-    db.drop().await;
 }
 
 /// Waits until every subscription's `DateTimeStart` has moved on.

@@ -2,7 +2,8 @@
 
 use rowhook::receiver::Receiver;
 
-use crate::helpers::{keys, run_once, settings, Sub, TestDb, BOTH};
+use crate::app::TestApp;
+use crate::helpers::{keys, settings, Sub, BOTH};
 
 fn targets(rx: &Receiver) -> Vec<String> {
     rx.accepted().into_iter().map(|r| r.target).collect()
@@ -11,8 +12,8 @@ fn targets(rx: &Receiver) -> Vec<String> {
 #[tokio::test]
 async fn workstation_blank_or_same_name_in_any_case_runs_other_names_do_not() {
     for backend in BOTH {
-        let db = TestDb::new(backend).await;
-        let rx = Receiver::start().await.unwrap();
+        let app = TestApp::new(backend).await;
+        let (db, rx) = (&app.db, &app.rx);
         db.insert_appointments(3, &db.ago(30).await).await;
         let (blank, same, other) = (rx.url("/blank"), rx.url("/same"), rx.url("/other"));
         db.subscribe(Sub {
@@ -33,22 +34,21 @@ async fn workstation_blank_or_same_name_in_any_case_runs_other_names_do_not() {
             .await;
         let before = db.watermark(other_id).await;
 
-        run_once(&db, settings()).await;
+        app.run_once(settings()).await;
 
-        let mut got = targets(&rx);
+        let mut got = targets(rx);
         got.sort();
         assert_eq!(got, ["/blank", "/same"], "{backend:?}");
         assert_eq!(keys(&rx.accepted(), "AptNum").len(), 6, "{backend:?}");
         assert_eq!(db.watermark(other_id).await, before, "{backend:?}");
-        db.drop().await;
     }
 }
 
 #[tokio::test]
 async fn expired_subscriptions_are_skipped_and_never_expiring_ones_run() {
     for backend in BOTH {
-        let db = TestDb::new(backend).await;
-        let rx = Receiver::start().await.unwrap();
+        let app = TestApp::new(backend).await;
+        let (db, rx) = (&app.db, &app.rx);
         db.insert_appointments(1, &db.ago(30).await).await;
         let (past, future) = (db.ago(10).await, db.ago(-3600).await);
         let cases = [
@@ -65,21 +65,20 @@ async fn expired_subscriptions_are_skipped_and_never_expiring_ones_run() {
             .await;
         }
 
-        run_once(&db, settings()).await;
+        app.run_once(settings()).await;
 
-        let got = targets(&rx);
+        let got = targets(rx);
         for (path, _, runs) in cases {
             assert_eq!(got.iter().any(|t| t == path), runs, "{backend:?} {path}");
         }
-        db.drop().await;
     }
 }
 
 #[tokio::test]
 async fn a_subscription_runs_only_once_start_plus_polling_seconds_has_passed() {
     for backend in BOTH {
-        let db = TestDb::new(backend).await;
-        let rx = Receiver::start().await.unwrap();
+        let app = TestApp::new(backend).await;
+        let (db, rx) = (&app.db, &app.rx);
         db.insert_appointments(2, &db.ago(30).await).await;
         let recent = db.ago(40).await;
         let waiting = db
@@ -96,19 +95,18 @@ async fn a_subscription_runs_only_once_start_plus_polling_seconds_has_passed() {
         })
         .await;
 
-        run_once(&db, settings()).await;
+        app.run_once(settings()).await;
 
-        assert_eq!(targets(&rx), ["/now"], "{backend:?}");
+        assert_eq!(targets(rx), ["/now"], "{backend:?}");
         assert_eq!(db.watermark(waiting).await, recent, "{backend:?}");
-        db.drop().await;
     }
 }
 
 #[tokio::test]
 async fn an_empty_window_sends_nothing_and_still_advances() {
     for backend in BOTH {
-        let db = TestDb::new(backend).await;
-        let rx = Receiver::start().await.unwrap();
+        let app = TestApp::new(backend).await;
+        let (db, rx) = (&app.db, &app.rx);
         let start = db.ago(60).await;
         let id = db
             .subscribe(Sub {
@@ -117,7 +115,7 @@ async fn an_empty_window_sends_nothing_and_still_advances() {
             })
             .await;
 
-        let summary = run_once(&db, settings()).await;
+        let summary = app.run_once(settings()).await;
 
         assert!(rx.requests().is_empty(), "{backend:?}");
         assert_eq!(summary.failed, 0);
@@ -125,14 +123,13 @@ async fn an_empty_window_sends_nothing_and_still_advances() {
             db.watermark(id).await > start,
             "{backend:?}: DateTimeStart did not advance"
         );
-        db.drop().await;
     }
 }
 
 #[tokio::test]
 async fn unknown_and_injected_watch_tables_are_skipped_and_others_keep_running() {
-    let db = TestDb::mysql().await;
-    let rx = Receiver::start().await.unwrap();
+    let app = TestApp::mysql().await;
+    let (db, rx) = (&app.db, &app.rx);
     db.insert_appointments(2, &db.ago(30).await).await;
     let bad_urls = [rx.url("/missing"), rx.url("/injection"), rx.url("/ui")];
     let missing = db
@@ -161,9 +158,9 @@ async fn unknown_and_injected_watch_tables_are_skipped_and_others_keep_running()
         db.watermark(ui).await,
     ];
 
-    run_once(&db, settings()).await;
+    app.run_once(settings()).await;
 
-    assert_eq!(targets(&rx), ["/good"]);
+    assert_eq!(targets(rx), ["/good"]);
     assert_eq!(
         [
             db.watermark(missing).await,
@@ -180,5 +177,4 @@ async fn unknown_and_injected_watch_tables_are_skipped_and_others_keep_running()
         Some("1"),
         "the injection must not have run"
     );
-    db.drop().await;
 }

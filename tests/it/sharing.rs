@@ -5,9 +5,9 @@
 use std::collections::HashSet;
 
 use rowhook::config::Settings;
-use rowhook::receiver::Receiver;
 
-use crate::helpers::{keys, run_once, settings, Sub, TestDb, Userstat};
+use crate::app::TestApp;
+use crate::helpers::{keys, settings, Sub, Userstat};
 
 const SUBSCRIPTIONS: usize = 40;
 const ROWS: usize = 200;
@@ -21,8 +21,8 @@ const ROWS: usize = 200;
 /// the whole window three times, index walks included; alone, 46,000.)
 #[tokio::test]
 async fn windows_of_one_table_in_one_tick_read_each_page_once() {
-    let db = TestDb::mysql().await;
-    let rx = Receiver::start().await.unwrap();
+    let app = TestApp::mysql().await;
+    let (db, rx) = (&app.db, &app.rx);
     db.insert_appointments(ROWS, &db.ago(30).await).await;
     let start = db.ago(60).await;
     let mut paths = Vec::new();
@@ -40,11 +40,11 @@ async fn windows_of_one_table_in_one_tick_read_each_page_once() {
         ..settings()
     };
 
-    let userstat = Userstat::on(&db).await;
-    let before = userstat.rows_read(&db, "appointment").await;
-    run_once(&db, settings).await;
-    let read = userstat.rows_read(&db, "appointment").await - before;
-    userstat.off(&db).await;
+    let userstat = Userstat::on(db).await;
+    let before = userstat.rows_read(db, "appointment").await;
+    app.run_once(settings).await;
+    let read = userstat.rows_read(db, "appointment").await - before;
+    userstat.off(db).await;
 
     let requests = rx.accepted();
     let want: Vec<i64> = (1..=ROWS as i64).collect();
@@ -66,5 +66,4 @@ async fn windows_of_one_table_in_one_tick_read_each_page_once() {
         read < (SUBSCRIPTIONS * ROWS) as u64,
         "the server read {read} rows for {SUBSCRIPTIONS} windows of {ROWS}"
     );
-    db.drop().await;
 }

@@ -8,6 +8,7 @@ use rowhook::domain::subscription::SubscriptionId;
 use rowhook::receiver::{Behaviour, Receiver, Request};
 use standardwebhooks::{Webhook, WebhookError};
 
+use crate::app::TestApp;
 use crate::helpers::{run, run_once, settings, Sub, TestDb, BIN, BOTH, PATIENCE, WORKSTATION};
 
 /// `rowhook secret ARGS` for subscription `id`; returns stdout, trimmed.
@@ -43,15 +44,15 @@ async fn next_request(db: &TestDb, rx: &Receiver) -> Request {
 
 #[tokio::test]
 async fn requests_verify_with_the_official_implementation_and_tampering_fails() {
-    let db = TestDb::mysql().await;
-    let rx = Receiver::start().await.unwrap();
+    let app = TestApp::mysql().await;
+    let (db, rx) = (&app.db, &app.rx);
     db.insert_appointments(3, &db.ago(30).await).await;
     let url = rx.url("/");
     let id = db.subscribe(Sub::new(&url)).await;
-    let whsec = secret(&db, &["show", &id.to_string()]).await;
+    let whsec = secret(db, &["show", &id.to_string()]).await;
     assert!(whsec.starts_with("whsec_"), "{whsec}");
 
-    run_once(&db, settings()).await;
+    app.run_once(settings()).await;
     let request = rx.requests().pop().expect("a request");
     verify(&whsec, &request).expect("a valid signature");
     assert_eq!(
@@ -90,7 +91,7 @@ async fn requests_verify_with_the_official_implementation_and_tampering_fails() 
     );
 
     let other = secret(
-        &db,
+        db,
         &["show", &db.subscribe(Sub::new(&url)).await.to_string()],
     )
     .await;
@@ -99,23 +100,21 @@ async fn requests_verify_with_the_official_implementation_and_tampering_fails() 
         verify(&other, &request),
         Err(WebhookError::InvalidSignature)
     ));
-    db.drop().await;
 }
 
 #[tokio::test]
 async fn a_retry_keeps_the_webhook_id_and_is_signed_afresh() {
-    let db = TestDb::mysql().await;
-    let rx = Receiver::start().await.unwrap();
+    let app = TestApp::mysql().await;
+    let (db, rx) = (&app.db, &app.rx);
     rx.set(Behaviour::Status(500));
     db.insert_appointments(2, &db.ago(30).await).await;
-    let url = rx.url("/");
-    let id = db.subscribe(Sub::new(&url)).await;
+    let id = app.subscribe_to("/").await;
 
-    run_once(&db, settings()).await;
+    app.run_once(settings()).await;
     rx.set(Behaviour::Accept);
-    run_once(&db, settings()).await;
+    app.run_once(settings()).await;
 
-    let whsec = secret(&db, &["show", &id.to_string()]).await;
+    let whsec = secret(db, &["show", &id.to_string()]).await;
     let requests = rx.requests();
     assert_eq!(requests.len(), 2);
     assert_eq!(
@@ -125,22 +124,21 @@ async fn a_retry_keeps_the_webhook_id_and_is_signed_afresh() {
     for request in &requests {
         verify(&whsec, request).expect("every attempt is signed");
     }
-    db.drop().await;
 }
 
 #[tokio::test]
 async fn rotation_signs_with_both_secrets_until_the_grace_period_ends() {
-    let db = TestDb::mysql().await;
-    let rx = Receiver::start().await.unwrap();
+    let app = TestApp::mysql().await;
+    let (db, rx) = (&app.db, &app.rx);
     db.insert_appointments(1, &db.ago(30).await).await;
     let url = rx.url("/");
     let id = db.subscribe(Sub::new(&url)).await.to_string();
-    let old = secret(&db, &["show", &id]).await;
+    let old = secret(db, &["show", &id]).await;
 
-    let new = secret(&db, &["rotate", &id, "--grace", "24h"]).await;
+    let new = secret(db, &["rotate", &id, "--grace", "24h"]).await;
     assert!(new.starts_with("whsec_") && new != old);
-    assert_eq!(secret(&db, &["show", &id]).await, new);
-    run_once(&db, settings()).await;
+    assert_eq!(secret(db, &["show", &id]).await, new);
+    app.run_once(settings()).await;
     let during = rx.requests().pop().expect("a request");
     verify(&new, &during).expect("the new secret verifies");
     verify(&old, &during).expect("the old secret still verifies");
@@ -159,7 +157,7 @@ async fn rotation_signs_with_both_secrets_until_the_grace_period_ends() {
         &[],
     )
     .await;
-    let after = next_request(&db, &rx).await;
+    let after = next_request(db, rx).await;
     verify(&new, &after).expect("the new secret verifies");
     assert!(matches!(
         verify(&old, &after),
@@ -167,8 +165,8 @@ async fn rotation_signs_with_both_secrets_until_the_grace_period_ends() {
     ));
 
     let brought = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    secret(&db, &["set", &id, brought]).await;
-    let with_brought = next_request(&db, &rx).await;
+    secret(db, &["set", &id, brought]).await;
+    let with_brought = next_request(db, rx).await;
     verify(brought, &with_brought).expect("the integrator's secret verifies");
     assert!(
         verify(&new, &with_brought).is_err(),
@@ -179,11 +177,10 @@ async fn rotation_signs_with_both_secrets_until_the_grace_period_ends() {
     assert_ne!(code, 0);
     assert!(err.contains("whsec_"), "{err}");
     assert_eq!(
-        secret(&db, &["show", &id]).await,
+        secret(db, &["show", &id]).await,
         brought,
         "a bad secret changes nothing"
     );
-    db.drop().await;
 }
 
 /// The database password, `CustomerKey`, signing secrets and credentials in
@@ -191,8 +188,8 @@ async fn rotation_signs_with_both_secrets_until_the_grace_period_ends() {
 /// `deliveries` output, and no error message — at debug level too.
 #[tokio::test]
 async fn secrets_appear_in_no_log_and_no_command_output() {
-    let db = TestDb::mysql().await;
-    let rx = Receiver::start().await.unwrap();
+    let app = TestApp::mysql().await;
+    let (db, rx) = (&app.db, &app.rx);
     rx.set(Behaviour::Status(500));
     db.insert_appointments(2, &db.ago(30).await).await;
     let url = rx
@@ -205,7 +202,7 @@ async fn secrets_appear_in_no_log_and_no_command_output() {
         })
         .await
         .to_string();
-    let whsec = secret(&db, &["show", &id]).await;
+    let whsec = secret(db, &["show", &id]).await;
     // A database user with a password, so it could leak.
     let name = format!("rowhook_pw_{}", std::process::id());
     db.script(&format!(
@@ -272,7 +269,6 @@ async fn secrets_appear_in_no_log_and_no_command_output() {
         outputs[0]
     );
     db.script(&format!("DROP USER '{name}'@'%'")).await;
-    db.drop().await;
 }
 
 /// `rowhook secret` on a missing subscription says so.
@@ -282,15 +278,14 @@ async fn secret_commands_name_a_missing_subscription() {
     let (code, _, err) = run(Some(&db.url), &["secret", "show", "4242"]).await;
     assert_ne!(code, 0);
     assert!(err.contains("4242"), "{err}");
-    db.drop().await;
 }
 
 /// Many subscriptions seen for the first time at once each get a secret in
 /// the same tick, without a lock conflict failing any of them.
 #[tokio::test]
 async fn many_new_subscriptions_get_their_secrets_in_one_tick() {
-    let db = TestDb::mysql().await;
-    let rx = Receiver::start().await.unwrap();
+    let app = TestApp::mysql().await;
+    let (db, rx) = (&app.db, &app.rx);
     let url = rx.url("/");
     let mut values = Vec::new();
     let start = db.ago(60).await;
@@ -309,7 +304,7 @@ async fn many_new_subscriptions_get_their_secrets_in_one_tick() {
     )
     .await;
 
-    let summary = run_once(&db, settings()).await;
+    let summary = app.run_once(settings()).await;
 
     assert_eq!((summary.processed, summary.failed), (300, 0));
     let secrets = db
@@ -319,7 +314,6 @@ async fn many_new_subscriptions_get_their_secrets_in_one_tick() {
         )
         .await;
     assert_eq!(secrets.as_deref(), Some("300"));
-    db.drop().await;
 }
 
 /// A tick reads the secrets of all the windows it starts in one statement;
@@ -345,6 +339,5 @@ async fn secrets_read_together_are_those_read_one_by_one() {
             assert_eq!(Signer::at(&together[&id], now), alone, "{backend:?}: {id}");
         }
         assert!(Signer::at(&together[&rotated], now).previous.is_some());
-        db.drop().await;
     }
 }

@@ -9,6 +9,7 @@ use rowhook::domain::progress::{Cursor, Resume};
 use rowhook::domain::subscription::SubscriptionId;
 use rowhook::receiver::{Behaviour, Receiver};
 
+use crate::app::TestApp;
 use crate::helpers::{eventually, keys, settings, Daemon, Sub, TestDb, BOTH, PATIENCE};
 
 #[tokio::test]
@@ -86,7 +87,6 @@ async fn subscriptions_inserted_edited_and_deleted_while_running_take_effect() {
         1,
         "the deleted subscription sent nothing more"
     );
-    db.drop().await;
 }
 
 /// An operator rewinds `DateTimeStart` while a window is in flight: the
@@ -94,8 +94,8 @@ async fn subscriptions_inserted_edited_and_deleted_while_running_take_effect() {
 /// replay happens.
 #[tokio::test]
 async fn an_operator_rewind_during_a_window_is_not_overwritten() {
-    let db = TestDb::mysql().await;
-    let rx = Receiver::start().await.unwrap();
+    let app = TestApp::mysql().await;
+    let (db, rx) = (&app.db, &app.rx);
     db.insert_appointments(3, &db.ago(30).await).await;
     let url = rx.url("/");
     let id = db
@@ -106,7 +106,7 @@ async fn an_operator_rewind_during_a_window_is_not_overwritten() {
         })
         .await;
     rx.set(Behaviour::Slow(Duration::from_millis(500)));
-    let daemon = Daemon::start(&db, settings());
+    let daemon = app.daemon(settings());
     assert!(rx.wait_until(PATIENCE, |r| !r.is_empty()).await);
 
     let rewound = db.ago(7200).await;
@@ -127,7 +127,6 @@ async fn an_operator_rewind_during_a_window_is_not_overwritten() {
         advanced,
         "the replayed window completed past the operator's value"
     );
-    db.drop().await;
 }
 
 /// An operator edit while a window is being paged ends the window at the
@@ -140,8 +139,8 @@ async fn operator_edits_mid_window_stop_it_at_the_next_batch() {
         ("delete", "DELETE FROM apisubscription WHERE ApiSubscriptionNum = ?"),
     ];
     for (name, edit) in edits {
-        let db = TestDb::mysql().await;
-        let rx = Receiver::start().await.unwrap();
+        let app = TestApp::mysql().await;
+        let (db, rx) = (&app.db, &app.rx);
         db.insert_appointments(300, &db.ago(30).await).await;
         let url = rx.url("/");
         let id = db
@@ -156,7 +155,7 @@ async fn operator_edits_mid_window_stop_it_at_the_next_batch() {
             batch_size: 50,
             ..settings()
         };
-        let daemon = Daemon::start(&db, settings);
+        let daemon = app.daemon(settings);
         assert!(rx.wait_until(PATIENCE, |r| !r.is_empty()).await, "{name}");
 
         db.exec(edit, &[&id.to_string()]).await;
@@ -184,7 +183,6 @@ async fn operator_edits_mid_window_stop_it_at_the_next_batch() {
                 "{name}: the operator's value stands"
             );
         }
-        db.drop().await;
     }
 }
 
@@ -259,6 +257,5 @@ async fn a_window_closes_only_from_the_value_it_read() {
             (false, operator.into(), Some(second)),
             "{backend:?}"
         );
-        db.drop().await;
     }
 }

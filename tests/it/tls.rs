@@ -135,5 +135,4 @@ async fn a_private_ca_is_refused_until_given_with_ca_file() {
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&bodies[0]).unwrap();
     assert_eq!(rows.len(), 2, "the rows arrived over HTTPS");
     assert!(db.watermark(id).await > before);
-    db.drop().await;
 }
