@@ -84,6 +84,40 @@ pub fn mysql_server() -> String {
     std::env::var("ROWHOOK_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
 }
 
+async fn drop_database(server: &str, name: &str) {
+    if let Ok(admin) = admin(server).await {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+            .execute(&admin)
+            .await;
+        admin.close().await;
+    }
+}
+
+/// Drops, once per test process, the databases of test processes that have
+/// ended (their names carry the process id): a drop still pending when a
+/// test binary exited.
+async fn sweep_once(admin: &sqlx::MySqlPool) {
+    static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    SWEPT
+        .get_or_init(|| async {
+            let names: Vec<String> = sqlx::query_scalar(
+                "SELECT CAST(SCHEMA_NAME AS CHAR) FROM information_schema.SCHEMATA \
+                 WHERE SCHEMA_NAME LIKE 'rowhook\\_test\\_%'",
+            )
+            .fetch_all(admin)
+            .await
+            .unwrap_or_default();
+            for name in names {
+                let pid = name.split('_').nth(2).unwrap_or_default();
+                if !std::path::Path::new("/proc").join(pid).exists() {
+                    let sql = format!("DROP DATABASE IF EXISTS `{name}`");
+                    let _ = sqlx::query(&sql).execute(admin).await;
+                }
+            }
+        })
+        .await;
+}
+
 /// Where test databases are created and dropped from. A connection with a
 /// database of its own, because rowhook waits for write statements of
 /// connections without one (they may name its tables across databases),
@@ -109,6 +143,7 @@ impl TestDb {
     pub async fn mysql_on(server: String) -> Self {
         let name = unique_name("rowhook_test");
         let admin = admin(&server).await.expect("MariaDB is reachable");
+        sweep_once(&admin).await;
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&admin)
             .await
@@ -285,27 +320,25 @@ impl TestDb {
 }
 
 /// Every test database is removed when its test ends, passed or failed.
+///
+/// The `DROP DATABASE` goes from a thread of its own and is not waited for:
+/// this runs inside the test's runtime, and a pool of that runtime (a
+/// delivery log still committing, say) may hold a lock the drop must wait
+/// for, which it could never release while the runtime is blocked. A drop
+/// the process did not live to finish is swept by the next run
+/// ([`sweep_once`]).
 impl Drop for TestDb {
     fn drop(&mut self) {
         match self.cleanup.take() {
             Some(Cleanup::MySql { server, name }) => {
-                // Drop runs inside the test's runtime, which cannot be
-                // blocked on; the statement goes from a thread of its own.
-                let dropped = std::thread::spawn(move || {
+                std::thread::spawn(move || {
                     let runtime = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
-                        .build()?;
-                    runtime.block_on(async {
-                        let admin = admin(&server).await.map_err(std::io::Error::other)?;
-                        let sql = format!("DROP DATABASE IF EXISTS {name}");
-                        let done = sqlx::query(&sql).execute(&admin).await;
-                        admin.close().await;
-                        done.map(|_| ()).map_err(std::io::Error::other)
-                    })
+                        .build();
+                    if let Ok(runtime) = runtime {
+                        runtime.block_on(drop_database(&server, &name));
+                    }
                 });
-                if let Ok(Err(error)) = dropped.join() {
-                    eprintln!("test database not dropped: {error}");
-                }
             }
             Some(Cleanup::Sqlite(path)) => {
                 for suffix in ["", "-wal", "-shm"] {
