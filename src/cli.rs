@@ -14,10 +14,18 @@ use crate::config::{self, Settings, MAX_BATCH_SIZE};
 use crate::destination::{self, NetworkPolicy};
 use crate::health::RetryPolicy;
 
+/// The version and the commit it was built from (see `build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("ROWHOOK_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "rowhook",
-    version,
+    version = VERSION,
     about = "Turns database row changes into webhooks (Open Dental API Events)."
 )]
 pub struct Cli {

@@ -18,6 +18,7 @@ pub async fn run(db_args: &DbArgs, args: &RunArgs) -> anyhow::Result<Summary> {
     let sender = Sender::new(&settings).context("cannot set up HTTP delivery")?;
     let shutdown = crate::shutdown::on_signals().context("cannot listen for signals")?;
     tracing::info!(
+        version = crate::cli::VERSION,
         workstation = %settings.workstation, batch_size = settings.batch_size,
         max_lookback = %settings.max_lookback.map_or("unlimited".into(), |d| humantime::format_duration(d).to_string()),
         once = args.once, "rowhook started."

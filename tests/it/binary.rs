@@ -390,3 +390,27 @@ async fn without_the_process_grant_the_fallback_lag_is_used_and_said_once() {
     assert_eq!(keys(&rx.accepted(), "AptNum"), [1, 2]);
     db.drop().await;
 }
+
+/// `--version` names the commit the binary was built from, so a problem
+/// report can say exactly which build runs.
+#[tokio::test]
+async fn version_names_the_commit_it_was_built_from() {
+    let (code, out, _) = run(None, &["--version"]).await;
+    assert_eq!(code, 0);
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    let commit = std::env::var("ROWHOOK_COMMIT")
+        .ok()
+        .filter(|c| !c.is_empty())
+        .or(head)
+        .unwrap_or_else(|| "unknown".into());
+    assert_eq!(
+        out.trim(),
+        format!("rowhook {} (commit {commit})", env!("CARGO_PKG_VERSION"))
+    );
+}
