@@ -60,6 +60,7 @@ pub mod scheduler;
 pub mod shutdown;
 pub mod signing;
 pub mod subscription;
+pub mod supervise;
 pub mod telemetry;
 pub mod watch_table;
 pub mod window;

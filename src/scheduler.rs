@@ -56,6 +56,7 @@ pub async fn run(ctx: Context, once: bool) -> Summary {
                 None
             }
         };
+        crate::supervise::watchdog();
         if once {
             break;
         }

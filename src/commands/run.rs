@@ -6,6 +6,7 @@ use crate::cli::{DbArgs, RunArgs};
 use crate::delivery::Sender;
 use crate::processor::Context;
 use crate::scheduler::{self, Summary};
+use crate::supervise;
 
 /// Runs until SIGTERM/SIGINT, or one pass with `--once`.
 pub async fn run(db_args: &DbArgs, args: &RunArgs) -> anyhow::Result<Summary> {
@@ -17,6 +18,13 @@ pub async fn run(db_args: &DbArgs, args: &RunArgs) -> anyhow::Result<Summary> {
     db.check_migrated().await?;
     let sender = Sender::new(&settings).context("cannot set up HTTP delivery")?;
     let shutdown = crate::shutdown::on_signals().context("cannot listen for signals")?;
+    // Connected, tables checked, signals handled: systemd may call it started.
+    supervise::ready();
+    let stopping = shutdown.clone();
+    tokio::spawn(async move {
+        stopping.cancelled().await;
+        supervise::stopping();
+    });
     tracing::info!(
         version = crate::cli::VERSION,
         workstation = %settings.workstation, batch_size = settings.batch_size,

@@ -22,4 +22,5 @@ mod selection;
 mod sharing;
 mod signing;
 mod subscriptions_live;
+mod supervise;
 mod tls;
