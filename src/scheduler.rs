@@ -47,12 +47,16 @@ pub struct Summary {
 pub async fn run(ctx: Context, once: bool) -> Summary {
     let scheduler = Arc::new(Scheduler::new(ctx));
     let tracker = TaskTracker::new();
+    let mut outage = crate::outage::Outage::default();
     loop {
         let started = Instant::now();
         let phase = match scheduler.tick(&tracker).await {
-            Ok(phase) => Some(phase),
+            Ok(phase) => {
+                outage.answered();
+                Some(phase)
+            }
             Err(error) => {
-                tracing::error!(%error, "Cannot read apisubscription; retrying next tick.");
+                outage.failed(&scheduler.ctx.db, &error);
                 None
             }
         };

@@ -86,6 +86,20 @@ impl DbError {
         let mysql = e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>();
         mysql.is_some_and(|e| [1142, 1143, 1044, 1045, 1227].contains(&e.number()))
     }
+
+    /// Whether the connection to the server was lost (closed, reset,
+    /// killed: MariaDB's 1927; the server shutting down: 1053), or none
+    /// could be had in time, rather than a statement refused.
+    pub fn is_connection_lost(&self) -> bool {
+        use sqlx::Error as E;
+        match self {
+            Self::Sql(E::Io(_) | E::PoolTimedOut | E::Protocol(_) | E::WorkerCrashed) => true,
+            Self::Sql(E::Database(e)) => e
+                .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                .is_some_and(|e| [1053, 1927].contains(&e.number())),
+            _ => false,
+        }
+    }
 }
 
 /// What the server says about writes (open transactions, running
@@ -308,6 +322,26 @@ impl Database {
         }
         let scheme = url.split("://").next().unwrap_or_default();
         Err(DbError::UnsupportedUrl(format!("{scheme}://…")))
+    }
+
+    /// Closes the pool's idle connections, so that the next statements
+    /// connect afresh; returns how many. A server restart or a network cut
+    /// kills every connection at once, and without this each would be
+    /// found dead by one more failed statement.
+    pub fn drop_idle(&self) -> usize {
+        let Self::MySql { pool, .. } = self else {
+            return 0;
+        };
+        let mut dropped = 0;
+        for _ in 0..pool.num_idle() {
+            let Some(idle) = pool.try_acquire() else {
+                break;
+            };
+            // Detached and dropped: the socket closes, no statement is sent.
+            drop(idle.detach());
+            dropped += 1;
+        }
+        dropped
     }
 
     /// Creates `apisubscription` (Open Dental's DDL) when missing and

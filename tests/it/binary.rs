@@ -11,18 +11,23 @@ use tokio::process::{Child, Command};
 use crate::helpers::{eventually, keys, run, Sub, TestDb, BIN, PATIENCE, WORKSTATION};
 
 /// A running `rowhook` whose stderr is collected.
-struct Process {
+pub(crate) struct Process {
     child: Child,
     stderr: Arc<Mutex<String>>,
 }
 
 impl Process {
     fn start(db: &TestDb, args: &[&str]) -> Self {
+        Self::start_at(&db.url, &[("RUST_LOG", "info")], args)
+    }
+
+    /// `rowhook ARGS` on the database at `url`, with `env` set.
+    pub(crate) fn start_at(url: &str, env: &[(&str, &str)], args: &[&str]) -> Self {
         let mut child = Command::new(BIN)
             .args(args)
-            .env("DATABASE_URL", &db.url)
+            .env("DATABASE_URL", url)
             .env("ROWHOOK_WORKSTATION", WORKSTATION)
-            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
@@ -45,11 +50,11 @@ impl Process {
         Self { child, stderr }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 
-    async fn signal(&mut self, signal: &str) {
+    pub(crate) async fn signal(&mut self, signal: &str) {
         let pid = self.child.id().expect("still running").to_string();
         let status = Command::new("kill")
             .args([signal, &pid])
@@ -59,7 +64,7 @@ impl Process {
         assert!(status.success());
     }
 
-    async fn exit_code(&mut self) -> Option<i32> {
+    pub(crate) async fn exit_code(&mut self) -> Option<i32> {
         tokio::time::timeout(PATIENCE, self.child.wait())
             .await
             .ok()?

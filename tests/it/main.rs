@@ -6,6 +6,7 @@
 //! `mysql://root@127.0.0.1:3306`).
 
 mod binary;
+mod blip;
 mod chaos;
 mod clock_step;
 mod delivery;

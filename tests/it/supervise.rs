@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -131,13 +132,13 @@ fn terminate(child: &Child) {
 }
 
 /// The datagram socket systemd would listen on.
-struct NotifySocket {
-    path: PathBuf,
+pub(crate) struct NotifySocket {
+    pub(crate) path: PathBuf,
     socket: UnixDatagram,
 }
 
 impl NotifySocket {
-    fn bind() -> Self {
+    pub(crate) fn bind() -> Self {
         static N: AtomicU32 = AtomicU32::new(0);
         let path = std::env::temp_dir().join(format!(
             "rowhook-notify-{}-{}",
@@ -150,7 +151,7 @@ impl NotifySocket {
     }
 
     /// The next message, trimmed, or None if none comes within `wait`.
-    async fn next(&self, wait: Duration) -> Option<String> {
+    pub(crate) async fn next(&self, wait: Duration) -> Option<String> {
         let mut buf = [0u8; 4096];
         let n = tokio::time::timeout(wait, self.socket.recv(&mut buf))
             .await
@@ -169,15 +170,18 @@ impl Drop for NotifySocket {
 /// A loopback TCP proxy in front of MariaDB that can stop forwarding in
 /// both directions, on every connection, old and new, and later resume
 /// (what it read meanwhile is then delivered, nothing lost).
-struct StallProxy {
-    url: String,
+pub(crate) struct StallProxy {
+    pub(crate) url: String,
     stalled: watch::Sender<bool>,
+    /// The local port of each connection to the server, by which MariaDB's
+    /// PROCESSLIST names it (`HOST` is `127.0.0.1:port`).
+    ports: Arc<Mutex<Vec<u16>>>,
 }
 
 impl StallProxy {
     /// Proxies the server of the database URL `url`; `self.url` is `url`
     /// through the proxy.
-    async fn start(url: &str) -> Self {
+    pub(crate) async fn start(url: &str) -> Self {
         let mut parsed = url::Url::parse(url).expect("a database URL");
         let upstream = format!(
             "{}:{}",
@@ -189,15 +193,21 @@ impl StallProxy {
         parsed.set_host(Some("127.0.0.1")).unwrap();
         parsed.set_port(Some(port)).unwrap();
         let (stalled, watching) = watch::channel(false);
+        let ports = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&ports);
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let upstream = upstream.clone();
                 let gate = watching.clone();
+                let seen = Arc::clone(&seen);
                 tokio::spawn(async move {
                     open(gate.clone()).await;
                     let Ok(server) = TcpStream::connect(&upstream).await else {
                         return;
                     };
+                    if let Ok(local) = server.local_addr() {
+                        seen.lock().unwrap().push(local.port());
+                    }
                     let (client_read, client_write) = client.into_split();
                     let (server_read, server_write) = server.into_split();
                     tokio::spawn(forward(client_read, server_write, gate.clone()));
@@ -208,7 +218,13 @@ impl StallProxy {
         Self {
             url: parsed.to_string(),
             stalled,
+            ports,
         }
+    }
+
+    /// The local ports of the connections made to the server so far.
+    pub(crate) fn ports(&self) -> Vec<u16> {
+        self.ports.lock().unwrap().clone()
     }
 
     fn stall(&self) {
