@@ -15,10 +15,18 @@ use crate::delivery::destination::{self, NetworkPolicy};
 use crate::domain::health::RetryPolicy;
 use crate::telemetry::LogFormat;
 
+/// The version and the commit it was built from (see `build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("ROWHOOK_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "rowhook",
-    version,
+    version = VERSION,
     about = "Turns database row changes into webhooks (Open Dental API Events)."
 )]
 pub struct Cli {

@@ -2,7 +2,7 @@
 //!
 //! Plain text by default, without colour codes unless stderr is a terminal;
 //! `--log-format json` for log shippers. `RUST_LOG` overrides the level
-//! (default `info`).
+//! (default `info`, with sqlx's per-connection pool warnings left out).
 
 use std::io::IsTerminal;
 
@@ -20,7 +20,10 @@ pub enum LogFormat {
 }
 
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // sqlx warns for each broken connection it discards; rowhook says once
+    // per outage that the database was lost (see `crate::outage`).
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx_core::pool::connection=error"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

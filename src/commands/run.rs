@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 
 use crate::cli::{DbArgs, RunArgs};
-use crate::daemon::{self, Summary};
+use crate::daemon::{self, supervise, Summary};
 use crate::window::Context;
 
 /// Runs until SIGTERM/SIGINT, or one pass with `--once`.
@@ -15,10 +15,17 @@ pub async fn run(db_args: &DbArgs, args: &RunArgs) -> anyhow::Result<Summary> {
     let db = super::connect(db_args, pool_size).await?;
     db.check_migrated().await?;
     let shutdown = crate::shutdown::on_signals().context("cannot listen for signals")?;
-    let ctx =
-        Context::new(db.clone(), settings, shutdown).context("cannot set up HTTP delivery")?;
+    let ctx = Context::new(db.clone(), settings, shutdown.clone())
+        .context("cannot set up HTTP delivery")?;
     let settings = &ctx.settings;
+    // Connected, tables checked, signals handled: systemd may call it started.
+    supervise::ready();
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        supervise::stopping();
+    });
     tracing::info!(
+        version = crate::cli::VERSION,
         workstation = %settings.workstation, batch_size = settings.batch_size,
         max_lookback = %settings.max_lookback.map_or("unlimited".into(), |d| humantime::format_duration(d).to_string()),
         once = args.once, "rowhook started."

@@ -39,4 +39,18 @@ impl DbError {
         let mysql = e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>();
         mysql.is_some_and(|e| [1142, 1143, 1044, 1045, 1227].contains(&e.number()))
     }
+
+    /// Whether the connection to the server was lost (closed, reset,
+    /// killed: MariaDB's 1927; the server shutting down: 1053), or none
+    /// could be had in time, rather than a statement refused.
+    pub fn is_connection_lost(&self) -> bool {
+        use sqlx::Error as E;
+        match self {
+            Self::Sql(E::Io(_) | E::PoolTimedOut | E::Protocol(_) | E::WorkerCrashed) => true,
+            Self::Sql(E::Database(e)) => e
+                .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                .is_some_and(|e| [1053, 1927].contains(&e.number())),
+            _ => false,
+        }
+    }
 }

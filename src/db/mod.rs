@@ -152,6 +152,26 @@ impl Database {
         Err(DbError::UnsupportedUrl(format!("{scheme}://…")))
     }
 
+    /// Closes the pool's idle connections, so that the next statements
+    /// connect afresh; returns how many. A server restart or a network cut
+    /// kills every connection at once, and without this each would be
+    /// found dead by one more failed statement.
+    pub fn drop_idle(&self) -> usize {
+        let Self::MySql { pool, .. } = self else {
+            return 0;
+        };
+        let mut dropped = 0;
+        for _ in 0..pool.num_idle() {
+            let Some(idle) = pool.try_acquire() else {
+                break;
+            };
+            // Detached and dropped: the socket closes, no statement is sent.
+            drop(idle.detach());
+            dropped += 1;
+        }
+        dropped
+    }
+
     /// Creates `apisubscription` (Open Dental's DDL) when missing and
     /// rowhook's own tables. Never alters an existing Open Dental table.
     pub async fn migrate(&self) -> Result<Vec<String>, DbError> {

@@ -5,7 +5,7 @@
 //!
 //! The machine's clock cannot be stepped under the other tests, so this
 //! test starts a MariaDB server of its own under libfaketime (Debian's
-//! `faketime` package; `.ci/run` installs it), whose clock it moves through
+//! `faketime` package; `scripts/test` installs it), whose clock it moves through
 //! libfaketime's offset file. Everything else is real: the server, its
 //! `CURRENT_TIMESTAMP` stamps, HTTP on loopback.
 
@@ -50,7 +50,7 @@ impl SteppedServer {
             .stderr(Stdio::null())
             .status()
             .await
-            .expect("mariadb-install-db runs");
+            .expect("mariadb-install-db runs (apt-get install mariadb-server; scripts/test does)");
         assert!(installed.success(), "mariadb-install-db failed");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -73,7 +73,7 @@ impl SteppedServer {
             .stderr(std::fs::File::create(dir.join("server.log")).unwrap())
             .kill_on_drop(true)
             .spawn()
-            .expect("mariadbd starts");
+            .expect("mariadbd starts (apt-get install mariadb-server; scripts/test does)");
         let this = Self {
             dir,
             port,
@@ -126,7 +126,7 @@ fn faketime_library() -> PathBuf {
     candidates
         .into_iter()
         .find(|p| Path::new(p).exists())
-        .expect("libfaketime is installed (apt-get install faketime; .ci/run does)")
+        .expect("libfaketime is installed (apt-get install faketime; scripts/test does)")
 }
 
 /// Ticks a second apart, `PollingSeconds` 1: the clock steps back 1.5 s

@@ -280,3 +280,27 @@ async fn subscriptions_add_stop_replay_and_remove_write_open_dental_rows() {
     assert_ne!(code, 0, "removing a missing subscription is an error");
     assert!(err.contains(&id.to_string()), "{err}");
 }
+
+/// `--version` names the commit the binary was built from, so a problem
+/// report can say exactly which build runs.
+#[tokio::test]
+async fn version_names_the_commit_it_was_built_from() {
+    let (code, out, _) = run(None, &["--version"]).await;
+    assert_eq!(code, 0);
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    let commit = std::env::var("ROWHOOK_COMMIT")
+        .ok()
+        .filter(|c| !c.is_empty())
+        .or(head)
+        .unwrap_or_else(|| "unknown".into());
+    assert_eq!(
+        out.trim(),
+        format!("rowhook {} (commit {commit})", env!("CARGO_PKG_VERSION"))
+    );
+}

@@ -218,11 +218,16 @@ pub struct Process {
 
 impl Process {
     pub fn start(db: &TestDb, args: &[&str]) -> Self {
+        Self::start_at(&db.url, &[("RUST_LOG", "info")], args)
+    }
+
+    /// `rowhook ARGS` on the database at `url`, with `env` set.
+    pub fn start_at(url: &str, env: &[(&str, &str)], args: &[&str]) -> Self {
         let mut child = Command::new(BIN)
             .args(args)
-            .env("DATABASE_URL", &db.url)
+            .env("DATABASE_URL", url)
             .env("ROWHOOK_WORKSTATION", WORKSTATION)
-            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true)

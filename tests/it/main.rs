@@ -6,6 +6,7 @@
 //! `mysql://root@127.0.0.1:3306`).
 
 mod app;
+mod blip;
 mod chaos;
 mod clock_step;
 mod commands;
@@ -26,4 +27,5 @@ mod selection;
 mod sharing;
 mod signing;
 mod subscriptions_live;
+mod supervise;
 mod tls;

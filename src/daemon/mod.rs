@@ -18,6 +18,9 @@
 //! [`crate::window`]'s. `rowhook run`, the demo and the tests all come in
 //! here with a [`Context`] built by [`Context::new`].
 
+pub mod outage;
+pub mod supervise;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,15 +38,22 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 pub async fn run(ctx: Context, once: bool) -> Summary {
     let ticker = Arc::new(Ticker::new(ctx));
     let tracker = TaskTracker::new();
+    let mut outage = outage::Outage::default();
     loop {
         let started = Instant::now();
         let phase = match ticker.tick(&tracker).await {
-            Ok(phase) => Some(phase),
+            Ok(phase) => {
+                outage.answered();
+                Some(phase)
+            }
             Err(error) => {
-                tracing::error!(%error, "Cannot read apisubscription; retrying next tick.");
+                outage.failed(&ticker.ctx().db, &error);
                 None
             }
         };
+        // A tick that failed still completed: a database that is down is
+        // reported, not restarted for; a wedged one never gets here.
+        supervise::watchdog();
         if once {
             break;
         }
