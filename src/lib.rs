@@ -52,6 +52,7 @@ pub mod delivery;
 pub mod destination;
 pub mod health;
 pub mod journal;
+pub mod opendental;
 pub mod pages;
 pub mod processor;
 pub mod quiet;
