@@ -18,7 +18,8 @@ use super::enums::EnumTable;
 /// so a reader can hand over a row without copying its text.
 ///
 /// * `Null`: SQL NULL.
-/// * `Int`: any integer column (`tinyint` bools and enum codes included).
+/// * `Int`: any integer column (`tinyint` bools and enum codes included;
+///   a `BIGINT UNSIGNED` past `i64::MAX` as `Text`).
 /// * `Float`: `double`/`float` read as a number (a `float` column's value
 ///   widened to `f64` is fine: the `FloatAsString` rule narrows it back).
 /// * `Text`: anything read as text — strings, and also dates, datetimes
@@ -111,14 +112,21 @@ enum Escape {
     Unicode(u32),
 }
 
-/// `Int`: a JSON integer. A double or text that is not an integer (never
-/// in Open Dental's schema) is written as a double or a string.
+/// `Int`: a JSON integer (an unsigned one past `i64::MAX` may come as
+/// text). A double or text that is not an integer (never in Open Dental's
+/// schema) is written as a double or a string.
 pub fn write_int(out: &mut Vec<u8>, v: SourceValue) {
     match (v.integer(), v) {
+        // serde_json writes integers with itoa, faster than `write!`; into a
+        // Vec it cannot fail.
         (Some(i), _) => {
-            write!(out, "{i}").ok();
+            serde_json::to_writer(&mut *out, &i).ok();
         }
         (None, SourceValue::Float(x)) => write_double(out, x),
+        // A `BIGINT UNSIGNED` past i64, handed over as text.
+        (None, SourceValue::Text(s)) if s.trim().parse::<u64>().is_ok() => {
+            out.extend_from_slice(s.trim().as_bytes());
+        }
         (None, other) => write_text(out, other),
     }
 }
@@ -199,12 +207,31 @@ pub fn write_datetime(out: &mut Vec<u8>, v: SourceValue) {
     out.push(b'"');
     put_date(out, t.map(|t| t.date()));
     let (h, m, s) = t.map_or((0, 0, 0), |t| (t.hour(), t.minute(), t.second()));
-    write!(out, " {h:02}:{m:02}:{s:02}\"").ok();
+    for (sep, part) in [(b' ', h), (b':', m), (b':', s)] {
+        out.push(sep);
+        put_digits(out, part, 2);
+    }
+    out.push(b'"');
 }
 
+/// `yyyy-MM-dd`, digit by digit: a body carries several dates a row, and
+/// `write!` costs several times this.
 fn put_date(out: &mut Vec<u8>, day: Option<NaiveDate>) {
     let (y, m, d) = day.map_or((1, 1, 1), |d| (d.year(), d.month(), d.day()));
-    write!(out, "{y:04}-{m:02}-{d:02}").ok();
+    // `moment` keeps years in 1..=9999, so four digits hold every one.
+    put_digits(out, u32::try_from(y).unwrap_or(1), 4);
+    out.push(b'-');
+    put_digits(out, m, 2);
+    out.push(b'-');
+    put_digits(out, d, 2);
+}
+
+/// `value`'s last `width` decimal digits, zero-padded.
+fn put_digits(out: &mut Vec<u8>, value: u32, width: u32) {
+    for place in (0..width).rev() {
+        let digit = value / 10u32.pow(place) % 10;
+        out.push(b'0' + digit as u8);
+    }
 }
 
 /// `Time`: a `time` column as .NET's `TimeSpan.ToString()` writes it,

@@ -29,6 +29,10 @@ fn integers_are_numbers_and_null_is_zero() {
     assert_eq!(rendered(write_int, Null), "0");
     assert_eq!(rendered(write_int, Text("17")), "17");
     assert_eq!(rendered(write_int, Float(3.0)), "3");
+    assert_eq!(
+        rendered(write_int, Text("18446744073709551615")),
+        "18446744073709551615"
+    );
     // Not integers at all: kept, not turned into 0.
     assert_eq!(rendered(write_int, Float(2.5)), "2.5");
     assert_eq!(rendered(write_int, Text("abc")), "\"abc\"");
