@@ -396,3 +396,79 @@ fn the_stamped_table_list_matches_the_24_3_schema() {
     assert_eq!(copies, ["taskhist\tDateTStamp\tcopy"]);
     assert!(listed.contains(&"taskhist\tSecDateTEdit\tauto".to_owned()));
 }
+
+/// The SQLite demo's cut-down tables (`fixtures/sqlite/schema.sql`) get
+/// Open Dental's shapes with the keys they have columns for, in Open
+/// Dental's order.
+#[test]
+fn the_sqlite_demo_tables_send_the_keys_they_have_in_open_dental_order() {
+    let path: PathBuf = [
+        env!("CARGO_MANIFEST_DIR"),
+        "fixtures",
+        "sqlite",
+        "schema.sql",
+    ]
+    .iter()
+    .collect();
+    let schema = std::fs::read_to_string(&path).expect("fixtures/sqlite/schema.sql");
+    let columns_of = |table: &str| -> Vec<String> {
+        let start = format!("CREATE TABLE {table} (");
+        schema
+            .lines()
+            .skip_while(|l| !l.starts_with(&start))
+            .skip(1)
+            .take_while(|l| !l.starts_with(')'))
+            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+            .collect()
+    };
+    let keys = |shape: &Shape, table: &str| shape.plan(&columns_of(table)).keys();
+    assert_eq!(
+        keys(&shapes::APPOINTMENT, "appointment"),
+        [
+            "AptNum",
+            "PatNum",
+            "AptStatus",
+            "Pattern",
+            "Confirmed",
+            "confirmed",
+            "Op",
+            "Note",
+            "ProvNum",
+            "provAbbr",
+            "AptDateTime",
+            "IsNewPatient",
+            "ProcDescript",
+            "ClinicNum",
+            "DateTStamp",
+            "DateTimeArrived",
+            "SecDateTEntry",
+            "Priority",
+        ]
+    );
+    assert_eq!(
+        keys(&shapes::APPOINTMENT_DELETED, "histappointment"),
+        [
+            "AptNum",
+            "PatNum",
+            "AptStatus",
+            "Note",
+            "AptDateTime",
+            "DateTStamp"
+        ],
+        "no Hist* keys; no SecDateTEntry column, so no null key either"
+    );
+    assert_eq!(
+        keys(&shapes::PATIENT, "patient"),
+        [
+            "PatNum",
+            "LName",
+            "FName",
+            "PatStatus",
+            "Birthdate",
+            "HmPhone",
+            "Email",
+            "EstBalance",
+            "DateTStamp"
+        ]
+    );
+}

@@ -62,6 +62,30 @@ impl SourceValue<'_> {
     }
 }
 
+/// A `DATE`/`DATETIME`/`TIMESTAMP` in MySQL's binary protocol (a length
+/// byte, then year, month, day[, hour, minute, second[, microseconds]]) as
+/// a [`SourceValue`]: a valid value as `DateTime`, a zero or invalid one
+/// (and an absent one) as `Null`, which the date rules send as Open
+/// Dental's minimum. `None` when `raw` does not have that shape (text from
+/// the text protocol: pass it as `Text`). Unlike `db::encode::binary_date`
+/// it keeps years before 1880, as Open Dental does when it reads.
+pub fn from_mysql_binary_date(raw: Option<&[u8]>) -> Option<SourceValue<'static>> {
+    let Some(raw) = raw else {
+        return Some(SourceValue::Null);
+    };
+    let (&len, parts) = raw.split_first()?;
+    if parts.len() != usize::from(len) || ![0, 4, 7, 11].contains(&len) {
+        return None;
+    }
+    let part = |i: usize| parts.get(i).copied().map_or(0, u32::from);
+    let micros = part(7) | part(8) << 8 | part(9) << 16 | part(10) << 24;
+    let year = i32::try_from(part(0) | part(1) << 8).ok()?;
+    let at = NaiveDate::from_ymd_opt(year, part(2), part(3))
+        .filter(|d| d.year() >= 1)
+        .and_then(|d| d.and_hms_micro_opt(part(4), part(5), part(6), micros));
+    Some(at.map_or(SourceValue::Null, SourceValue::DateTime))
+}
+
 /// A JSON string, escaped as Newtonsoft.Json escapes by default: `"`, `\`,
 /// control characters (`\b \t \n \f \r` short, the rest `\u00xx` with
 /// lowercase hex), and also U+0085, U+2028 and U+2029, which serde_json

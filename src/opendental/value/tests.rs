@@ -250,3 +250,43 @@ fn colours_are_red_green_blue_from_the_argb_int() {
         assert_eq!(rendered(write_colour, v), format!("\"{want}\""), "{v:?}");
     }
 }
+
+#[test]
+fn binary_protocol_dates_become_values_the_date_rules_read() {
+    let cases: [(Option<&[u8]>, Option<&str>); 9] = [
+        (
+            Some(&[7, 232, 7, 3, 5, 6, 7, 8]),
+            Some("2024-03-05 06:07:08"),
+        ),
+        (
+            Some(&[11, 232, 7, 3, 5, 6, 7, 8, 64, 226, 1, 0]),
+            Some("2024-03-05 06:07:08"),
+        ),
+        (Some(&[4, 232, 7, 3, 5]), Some("2024-03-05 00:00:00")),
+        // 1850: kept, not clamped.
+        (Some(&[4, 58, 7, 1, 1]), Some("1850-01-01 00:00:00")),
+        (Some(&[0]), Some("0001-01-01 00:00:00")),
+        (None, Some("0001-01-01 00:00:00")),
+        (
+            Some(&[7, 232, 7, 2, 30, 1, 2, 3]),
+            Some("0001-01-01 00:00:00"),
+        ),
+        // Text, from the text protocol: not this shape.
+        (Some(b"2024-03-05"), None),
+        (Some(&[232, 7, 3, 5, 6, 7, 8]), None),
+    ];
+    for (raw, want) in cases {
+        let got = from_mysql_binary_date(raw).map(|v| rendered(write_datetime, v));
+        assert_eq!(got, want.map(|w| format!("\"{w}\"")), "{raw:?}");
+    }
+    let with_micros = from_mysql_binary_date(Some(&[11, 232, 7, 3, 5, 6, 7, 8, 64, 226, 1, 0]));
+    assert_eq!(
+        with_micros,
+        Some(DateTime(
+            NaiveDate::from_ymd_opt(2024, 3, 5)
+                .unwrap()
+                .and_hms_micro_opt(6, 7, 8, 123_456)
+                .unwrap()
+        ))
+    );
+}
