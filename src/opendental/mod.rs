@@ -56,7 +56,15 @@
 //!    [`Plan::columns`], in that order, and load [`Plan::lookups`] (each
 //!    [`LookupKind::source`] says which table and columns) into a
 //!    [`Lookups`], refreshed as the caller sees fit.
-//! 3. Per row, [`Plan::render`] the values as [`SourceValue`]s.
+//! 3. Per row, [`Plan::render`] the values as [`SourceValue`]s. The
+//!    cursor's stamp and key are read beside them as today: Operatory and
+//!    Schedule do not send their `DateTStamp`, so it is not in the plan.
+//!
+//! Reading values: integers as `Int`; `double`/`float` as `Float` (or their
+//! text); strings, `time` and `decimal` as `Text`; dates as `Text` from the
+//! text protocol, or through [`value::from_mysql_binary_date`] from the
+//! binary one; SQLite's integers, reals and text as they come. Each rule
+//! parses what it needs ([`value`] says how each treats odd input).
 //!
 //! `fixtures/opendental/` holds, per WatchTable, rows of known values for
 //! the 24.3 schema and the exact elements Open Dental would send for them;
