@@ -4,7 +4,7 @@
 //! Open Dental sends an enum column as `Enum.ToString()`: the member's name
 //! (not its `[Description]`, so 1 is `"NonPatient"`, not "Non-patient"). A
 //! stored value with no member comes out as its decimal digits (`"9"`),
-//! which is what [`EnumTable::write_name`] does too.
+//! which is what `value::write_enum` does too.
 
 /// One C# enum: its name (for docs and error messages) and its members.
 #[derive(Debug, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //!
 //! Adding a key a later Open Dental version sends is one line in the right
 //! table; a table without that column simply leaves the key out (see
-//! [`Shape::plan`](super::Plan)).
+//! `Shape::plan`).
 
 use super::enums::{self, EnumTable};
 
