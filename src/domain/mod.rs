@@ -10,6 +10,7 @@
 pub mod attempt;
 pub mod datetime;
 pub mod health;
+pub mod opendental;
 pub mod progress;
 pub mod secret;
 pub mod subscription;
