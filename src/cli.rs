@@ -12,6 +12,7 @@ use ipnet::IpNet;
 
 use crate::config::{self, Settings, MAX_BATCH_SIZE};
 use crate::delivery::destination::{self, NetworkPolicy};
+use crate::domain::body::BodyKind;
 use crate::domain::health::RetryPolicy;
 use crate::telemetry::LogFormat;
 
@@ -121,6 +122,8 @@ pub struct StatusArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub default: DefaultBody,
 }
 
 #[derive(Debug, Args)]
@@ -146,6 +149,8 @@ pub enum SubscriptionsCommand {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        default: DefaultBody,
     },
     /// Insert a subscription starting now.
     Add(AddArgs),
@@ -155,6 +160,42 @@ pub enum SubscriptionsCommand {
     Remove { subscription: i64 },
     /// Clear a deactivation and the failure count; due at once, from where it stopped.
     Reactivate { subscription: i64 },
+    /// Choose what a subscription receives (kept in rowhook's own table).
+    Set {
+        subscription: i64,
+        /// `opendental` (Open Dental's own element), `columns` (every
+        /// column), or `default` (the daemon's --body).
+        #[arg(long)]
+        body: BodyChoice,
+    },
+}
+
+/// The body of subscriptions that have not chosen one.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct DefaultBody {
+    /// The body a subscription gets unless it chose one (`rowhook
+    /// subscriptions set N --body`): Open Dental's own element
+    /// (`opendental`) or every column (`columns`).
+    #[arg(long = "body", env = "ROWHOOK_BODY", default_value = "opendental")]
+    pub body: BodyKind,
+}
+
+/// A subscription's body, or the daemon's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyChoice {
+    Default,
+    Chosen(BodyKind),
+}
+
+impl std::str::FromStr for BodyChoice {
+    type Err = crate::domain::body::UnknownBody;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.trim().eq_ignore_ascii_case("default") {
+            return Ok(Self::Default);
+        }
+        text.parse().map(Self::Chosen)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -258,6 +299,8 @@ pub struct AgentArgs {
     /// Trust these certificate authorities (PEM) for HTTPS receivers, besides the built-in ones.
     #[arg(long, env = "ROWHOOK_CA_FILE")]
     pub ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub default: DefaultBody,
     /// Subscriptions processed at the same time.
     #[arg(long, env = "ROWHOOK_CONCURRENCY", default_value_t = 16,
           value_parser = clap::value_parser!(u16).range(1..))]
@@ -286,6 +329,7 @@ impl AgentArgs {
             max_request_bytes: self.max_request_bytes,
             destinations: self.network_policy(),
             ca_file: self.ca_file.clone(),
+            body: self.default.body,
             ..Settings::default()
         }
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::delivery::destination::NetworkPolicy;
 use crate::delivery::sender::HttpOptions;
+use crate::domain::body::BodyKind;
 use crate::domain::health::RetryPolicy;
 
 /// Open Dental's own batch size, and the most rowhook will send at once.
@@ -45,6 +46,8 @@ pub struct Settings {
     pub destinations: NetworkPolicy,
     /// Extra certificate authorities (PEM) trusted for HTTPS receivers.
     pub ca_file: Option<PathBuf>,
+    /// The body of a subscription that has not chosen one.
+    pub body: BodyKind,
 }
 
 impl Settings {
@@ -79,6 +82,7 @@ impl Default for Settings {
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             destinations: NetworkPolicy::default(),
             ca_file: None,
+            body: BodyKind::OpenDental,
         }
     }
 }

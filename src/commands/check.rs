@@ -10,17 +10,22 @@ use crate::domain::subscription::{Parsed, SubscriptionRow};
 /// Prints one line per subscription; returns how many are wrong.
 pub async fn run(db_args: &DbArgs, args: &AgentArgs) -> anyhow::Result<usize> {
     let settings = args.settings();
+    let default_body = settings.body;
     let db = super::connect(db_args, 2).await?;
     let snapshot = db.snapshot().await?;
-    let (now, rows) = (snapshot.clock.local, snapshot.subscriptions);
+    let (now, rows) = (snapshot.clock.local, &snapshot.subscriptions);
     println!(
         "workstation {:?}, server time {now}, {} subscription(s)",
         settings.workstation,
         rows.len()
     );
     let mut wrong = 0;
-    for row in &rows {
-        let (ok, line) = check_one(&db, row, now, &settings.workstation).await;
+    for row in rows {
+        let (ok, mut line) = check_one(&db, row, now, &settings.workstation).await;
+        if ok && line.contains(" -> ") {
+            let body = super::body_shown(row, snapshot.bodies.get(&row.id()), default_body);
+            line.push_str(&format!(", body {body}"));
+        }
         wrong += usize::from(!ok);
         println!(
             "{} subscription {}: {line}",
@@ -71,10 +76,15 @@ async fn check_one(
             } else {
                 "WARNING not indexed: every poll scans the table"
             };
+            let stamp = if table.change_column_auto {
+                ""
+            } else {
+                " WARNING the server does not set this column on update: changed rows may never be sent"
+            };
             (
                 true,
                 format!(
-                    "{} -> {}.{} ({index}), every {}s, from {}, to {}",
+                    "{} -> {}.{} ({index}){stamp}, every {}s, from {}, to {}",
                     subscription.target.name,
                     table.table,
                     table.change_column,

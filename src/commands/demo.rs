@@ -100,8 +100,13 @@ async fn print_deliveries(
     shutdown: CancellationToken,
 ) -> (usize, usize) {
     let (mut deliveries, mut total) = (0, 0);
+    let mut shown = std::collections::HashSet::new();
     while let Some(Some(request)) = shutdown.run_until_cancelled(feed.recv()).await {
         let rows = request.rows();
+        let subscription = request.header("Rowhook-Subscription").unwrap_or("?");
+        if shown.insert(subscription.to_owned()) {
+            show_first_body(subscription, request.header("Event-Type"), &rows);
+        }
         let keys: Vec<String> = rows
             .iter()
             .filter_map(|r| {
@@ -122,4 +127,16 @@ async fn print_deliveries(
         );
     }
     (deliveries, total)
+}
+
+/// What a subscriber receives, once per subscription: the first element of
+/// its first body, pretty-printed.
+fn show_first_body(subscription: &str, event: Option<&str>, rows: &[serde_json::Value]) {
+    let Some(first) = rows.first() else { return };
+    let pretty = serde_json::to_string_pretty(first).unwrap_or_default();
+    println!(
+        "\nsubscription {subscription} ({}) receives a JSON array of elements like this one ({} in this body):\n{pretty}\n",
+        event.unwrap_or("?"),
+        rows.len()
+    );
 }

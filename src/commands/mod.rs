@@ -61,3 +61,19 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 pub fn when(t: Option<chrono::NaiveDateTime>) -> String {
     t.map_or_else(|| "-".to_owned(), crate::domain::datetime::format)
 }
+
+/// The body subscription `row` receives, as `status`, `check` and
+/// `subscriptions list` show it: its own choice or `default`, then
+/// `columns` for a table Open Dental sends no event for.
+pub fn body_shown(
+    row: &crate::domain::subscription::SubscriptionRow,
+    stored: Option<&String>,
+    default: crate::domain::body::BodyKind,
+) -> String {
+    let chosen = match stored.map(|s| s.parse::<crate::domain::body::BodyKind>()) {
+        None => default,
+        Some(Ok(body)) => body,
+        Some(Err(error)) => return format!("invalid: {error}"),
+    };
+    chosen.for_watch_table(&row.watch_table).to_string()
+}

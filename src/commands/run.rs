@@ -26,7 +26,7 @@ pub async fn run(db_args: &DbArgs, args: &RunArgs) -> anyhow::Result<Summary> {
     });
     tracing::info!(
         version = crate::cli::VERSION,
-        workstation = %settings.workstation, batch_size = settings.batch_size,
+        workstation = %settings.workstation, batch_size = settings.batch_size, body = %settings.body,
         max_lookback = %settings.max_lookback.map_or("unlimited".into(), |d| humantime::format_duration(d).to_string()),
         once = args.once, "rowhook started."
     );

@@ -11,6 +11,7 @@ use crate::domain::subscription::{Parsed, SubscriptionRow};
 
 /// Prints the status table (or JSON).
 pub async fn run(db_args: &DbArgs, args: &StatusArgs) -> anyhow::Result<()> {
+    let default_body = args.default.body;
     let db = super::connect(db_args, 1).await?;
     let snapshot = db.snapshot().await?;
     db.close().await;
@@ -21,7 +22,13 @@ pub async fn run(db_args: &DbArgs, args: &StatusArgs) -> anyhow::Result<()> {
         .iter()
         .map(|row| {
             let health = snapshot.health.get(&row.id()).cloned().unwrap_or_default();
-            describe(row, &health, now, &ours)
+            let mut line = describe(row, &health, now, &ours);
+            line["body"] = json!(super::body_shown(
+                row,
+                snapshot.bodies.get(&row.id()),
+                default_body
+            ));
+            line
         })
         .collect();
     if args.json {
@@ -33,6 +40,7 @@ pub async fn run(db_args: &DbArgs, args: &StatusArgs) -> anyhow::Result<()> {
         "STATE",
         "WORKSTATION",
         "TABLE",
+        "BODY",
         "POLL",
         "LAG",
         "LAST SUCCESS",
@@ -52,6 +60,7 @@ pub async fn run(db_args: &DbArgs, args: &StatusArgs) -> anyhow::Result<()> {
         "state",
         "workstation",
         "table",
+        "body",
         "polling_seconds",
         "lag",
         "last_success",

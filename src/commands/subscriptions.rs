@@ -1,11 +1,13 @@
-//! `rowhook subscriptions list|add|stop|remove|reactivate`: conveniences
-//! that write ordinary Open Dental rows.
+//! `rowhook subscriptions list|add|stop|remove|reactivate|set`: conveniences
+//! that write ordinary Open Dental rows (and, for `set`, rowhook's own
+//! `rowhook_body`).
 
 use anyhow::{bail, Context as _};
 use serde_json::json;
 
-use crate::cli::{AddArgs, DbArgs, SubscriptionsCommand};
+use crate::cli::{AddArgs, BodyChoice, DbArgs, SubscriptionsCommand};
 use crate::db::{Database, NewSubscription};
+use crate::domain::body::BodyKind;
 use crate::domain::subscription::{Parsed, SubscriptionId, SubscriptionRow};
 
 pub async fn run(db_args: &DbArgs, command: &SubscriptionsCommand) -> anyhow::Result<()> {
@@ -17,7 +19,19 @@ pub async fn run(db_args: &DbArgs, command: &SubscriptionsCommand) -> anyhow::Re
 
 async fn dispatch(db: &Database, command: &SubscriptionsCommand) -> anyhow::Result<()> {
     match command {
-        SubscriptionsCommand::List { json } => list(db, *json).await,
+        SubscriptionsCommand::List { json, default } => list(db, *json, default.body).await,
+        SubscriptionsCommand::Set { subscription, body } => {
+            let chosen = match body {
+                BodyChoice::Default => None,
+                BodyChoice::Chosen(body) => Some(*body),
+            };
+            let found = db.set_body(SubscriptionId(*subscription), chosen).await?;
+            let what = match chosen {
+                Some(body) => format!("now receives the {body} body"),
+                None => "now receives the daemon's default body (--body)".to_owned(),
+            };
+            report(found, *subscription, &what)
+        }
         SubscriptionsCommand::Add(args) => add(db, args).await,
         SubscriptionsCommand::Stop { subscription } => {
             let found = db.stop_subscription(SubscriptionId(*subscription)).await?;
@@ -48,9 +62,18 @@ fn report(found: bool, id: i64, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn list(db: &Database, as_json: bool) -> anyhow::Result<()> {
+async fn list(db: &Database, as_json: bool, default_body: BodyKind) -> anyhow::Result<()> {
     let snapshot = db.snapshot().await?;
-    let shown: Vec<[String; 8]> = snapshot.subscriptions.iter().map(shown).collect();
+    let shown: Vec<[String; 9]> = snapshot
+        .subscriptions
+        .iter()
+        .map(|row| {
+            shown(
+                row,
+                super::body_shown(row, snapshot.bodies.get(&row.id()), default_body),
+            )
+        })
+        .collect();
     if as_json {
         let keys = [
             "subscription",
@@ -61,6 +84,7 @@ async fn list(db: &Database, as_json: bool) -> anyhow::Result<()> {
             "date_time_stop",
             "url",
             "note",
+            "body",
         ];
         let list: Vec<_> = shown
             .iter()
@@ -83,6 +107,7 @@ async fn list(db: &Database, as_json: bool) -> anyhow::Result<()> {
         "DATETIMESTOP",
         "URL",
         "KEY",
+        "BODY",
     ];
     let rows: Vec<Vec<String>> = shown.into_iter().map(Vec::from).collect();
     println!("{}", super::table(&headers, &rows));
@@ -90,7 +115,7 @@ async fn list(db: &Database, as_json: bool) -> anyhow::Result<()> {
 }
 
 /// A row as shown: the URL with any password redacted, the key hidden.
-fn shown(row: &SubscriptionRow) -> [String; 8] {
+fn shown(row: &SubscriptionRow, body: String) -> [String; 9] {
     let url = match row.parse() {
         Ok(Parsed::Database(s)) => s.endpoint.to_string(),
         _ => "(not a valid URL)".to_owned(),
@@ -109,6 +134,7 @@ fn shown(row: &SubscriptionRow) -> [String; 8] {
         row.date_time_stop.clone(),
         url,
         key.to_owned(),
+        body,
     ]
 }
 

@@ -41,6 +41,11 @@ const MYSQL: &[(i64, &str, &str)] = &[
         "cursor_fractions",
         include_str!("../../migrations/mysql/0005_cursor_fractions.sql"),
     ),
+    (
+        6,
+        "rowhook_body",
+        include_str!("../../migrations/mysql/0006_rowhook_body.sql"),
+    ),
 ];
 
 const SQLITE: &[(i64, &str, &str)] = &[
@@ -63,6 +68,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         4,
         "rowhook_secret",
         include_str!("../../migrations/sqlite/0004_rowhook_secret.sql"),
+    ),
+    (
+        5,
+        "rowhook_body",
+        include_str!("../../migrations/sqlite/0005_rowhook_body.sql"),
     ),
 ];
 

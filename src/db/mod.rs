@@ -39,6 +39,7 @@ macro_rules! with_pool {
 mod demo;
 pub mod encode;
 pub mod error;
+mod lookups;
 mod migrate;
 pub mod model;
 mod mysql;
@@ -61,7 +62,7 @@ use sqlx::Connection;
 
 pub use encode::ColumnKind;
 pub use error::DbError;
-pub use model::{Column, OpenWrites, Page, PageRead, Snapshot, WatchedTable};
+pub use model::{Body, Column, OpenWrites, Page, PageRead, Snapshot, WatchedTable};
 pub use operator::NewSubscription;
 pub use quiet::EmptyWindow;
 
@@ -266,15 +267,16 @@ impl Database {
     pub async fn fetch_page(
         &self,
         table: &WatchedTable,
+        body: Body<'_>,
         window: Window,
         after: Option<Cursor>,
         limit: u32,
     ) -> Result<Page, DbError> {
         match self {
             Self::MySql { pool, zone } => {
-                mysql::fetch_page(pool, zone, table, window, after, limit).await
+                mysql::fetch_page(pool, zone, table, body, window, after, limit).await
             }
-            Self::Sqlite(pool) => sqlite::fetch_page(pool, table, window, after, limit).await,
+            Self::Sqlite(pool) => sqlite::fetch_page(pool, table, body, window, after, limit).await,
         }
     }
 

@@ -3,13 +3,16 @@
 //! rendered as JSON. Backend-neutral: nothing here says MySQL or SQLite.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
 
 use super::encode::ColumnKind;
 use super::error::DbError;
+use crate::domain::body::BodyKind;
 use crate::domain::health::Health;
+use crate::domain::opendental::{Lookups, Plan};
 use crate::domain::progress::{Clock, Cursor, Progress};
 use crate::domain::subscription::{SubscriptionId, SubscriptionRow};
 use crate::domain::watch_table::{RowFilter, WatchTarget};
@@ -48,6 +51,9 @@ pub struct Snapshot {
     pub subscriptions: Vec<SubscriptionRow>,
     pub progress: HashMap<SubscriptionId, Progress>,
     pub health: HashMap<SubscriptionId, Health>,
+    /// The bodies chosen in `rowhook_body`, as stored (parsed when the
+    /// subscription is admitted, so one bad value stops only its own).
+    pub bodies: HashMap<SubscriptionId, String>,
 }
 
 impl Snapshot {
@@ -59,6 +65,9 @@ impl Snapshot {
         }
         if let Some(health) = entry.health {
             self.health.insert(id, health);
+        }
+        if let Some(body) = entry.body {
+            self.bodies.insert(id, body);
         }
         self.subscriptions.push(entry.row);
     }
@@ -76,6 +85,8 @@ pub struct Column {
     /// `DATE` in the binary protocol), so it is selected as it is rather
     /// than through a cast the server would spend time on.
     pub plain: bool,
+    /// The server sets it on every write (`ON UPDATE CURRENT_TIMESTAMP`).
+    pub auto: bool,
 }
 
 /// A [`WatchTarget`] checked against the schema: the table exists, and its
@@ -96,6 +107,46 @@ pub struct WatchedTable {
     pub change_column_indexed: bool,
     /// How a page is read in (stamp, key) order.
     pub page_read: PageRead,
+    /// Open Dental's body for this WatchTable, fitted to the table's
+    /// columns; `None` for a table Open Dental has no event for.
+    pub opendental: Option<Arc<Plan>>,
+    /// Whether the server sets the change column itself on every write (a
+    /// `TIMESTAMP … ON UPDATE CURRENT_TIMESTAMP`; SQLite's triggers are
+    /// taken on trust). `rowhook check` warns when not: a copied stamp may
+    /// never move.
+    pub change_column_auto: bool,
+}
+
+impl WatchedTable {
+    /// The body this table's rows are read in for a subscription that asks
+    /// for `kind`: Open Dental's only where it has one.
+    pub fn body_for(&self, kind: BodyKind) -> BodyKind {
+        match (kind, &self.opendental) {
+            (BodyKind::OpenDental, Some(_)) => BodyKind::OpenDental,
+            _ => BodyKind::Columns,
+        }
+    }
+}
+
+/// How a page's rows are rendered.
+#[derive(Debug, Clone, Copy)]
+pub enum Body<'a> {
+    /// Every column, as `encode.rs` documents.
+    Columns,
+    /// Open Dental's element, with the names its lookups need.
+    OpenDental {
+        plan: &'a Plan,
+        lookups: &'a Lookups,
+    },
+}
+
+impl Body<'_> {
+    pub fn kind(&self) -> BodyKind {
+        match self {
+            Self::Columns => BodyKind::Columns,
+            Self::OpenDental { .. } => BodyKind::OpenDental,
+        }
+    }
 }
 
 /// How a page is read in (stamp, key) order; see `db/mysql/page.rs`.
@@ -169,9 +220,23 @@ pub(super) fn choose_change_column(
                     column: wanted.to_owned(),
                 })
         }
-        None => find("DateTStamp")
-            .or_else(|| find("SecDateTEdit"))
-            .map(|c| c.name.clone())
-            .ok_or_else(|| DbError::NoChangeColumn(table.to_owned())),
+        // Prefer the column the server keeps itself: Open Dental's
+        // `taskhist` has a plain `DateTStamp` copied from the task, which
+        // never moves when the history row changes, beside the real
+        // `SecDateTEdit`.
+        None => {
+            let found = [find("DateTStamp"), find("SecDateTEdit")];
+            let auto = found.iter().flatten().find(|c| c.auto);
+            auto.or(found.iter().flatten().next())
+                .map(|c| c.name.clone())
+                .ok_or_else(|| DbError::NoChangeColumn(table.to_owned()))
+        }
     }
+}
+
+/// Open Dental's body for `watch_name`, fitted to `columns`.
+pub(super) fn opendental_plan(watch_name: &str, columns: &[Column]) -> Option<Arc<Plan>> {
+    let shape = crate::domain::opendental::shape_for(watch_name)?;
+    let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+    Some(Arc::new(shape.plan(&names)))
 }

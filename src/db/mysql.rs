@@ -49,7 +49,9 @@ pub(super) use page::fetch_page;
 
 use super::encode::{self, ColumnKind};
 use super::error::DbError;
-use super::model::{choose_change_column, Column, OpenWrites, PageRead, Snapshot, WatchedTable};
+use super::model::{
+    choose_change_column, opendental_plan, Column, OpenWrites, PageRead, Snapshot, WatchedTable,
+};
 use super::rows::snapshot_entry;
 use super::sql::{format_time, parse_server_time, window_from, PageBinds};
 use crate::domain::progress::{Clock, Progress, Recheck, StartText, Window};
@@ -233,11 +235,13 @@ pub(super) async fn snapshot(pool: &MySqlPool, zone: &str) -> Result<Snapshot, D
                 CAST(h.last_success_at AS CHAR) AS h_success, \
                 CAST(h.last_failure_at AS CHAR) AS h_failure, \
                 CAST(h.next_retry_at AS CHAR) AS h_next_retry, \
-                CAST(h.deactivated_at AS CHAR) AS h_deactivated, h.last_failure_reason AS h_reason \
+                CAST(h.deactivated_at AS CHAR) AS h_deactivated, h.last_failure_reason AS h_reason, \
+                b.body AS body \
          FROM (SELECT 1 AS one) AS tick \
          LEFT JOIN apisubscription s ON TRUE \
          LEFT JOIN rowhook_progress p ON p.subscription_num = s.ApiSubscriptionNum \
          LEFT JOIN rowhook_health h ON h.subscription_num = s.ApiSubscriptionNum \
+         LEFT JOIN rowhook_body b ON b.subscription_num = s.ApiSubscriptionNum \
          ORDER BY s.ApiSubscriptionNum",
     )
     .bind(zone)
@@ -260,6 +264,7 @@ pub(super) async fn snapshot(pool: &MySqlPool, zone: &str) -> Result<Snapshot, D
         subscriptions: Vec::with_capacity(rows.len()),
         progress: HashMap::new(),
         health: HashMap::new(),
+        bodies: HashMap::new(),
     };
     for row in &rows {
         if let Some(entry) = snapshot_entry(row)? {
@@ -363,7 +368,8 @@ pub(super) async fn resolve(
     let (table, engine) = find_table(pool, target.table.as_str()).await?;
     let described = sqlx::query(
         "SELECT CAST(COLUMN_NAME AS CHAR), CAST(DATA_TYPE AS CHAR), CAST(COLUMN_TYPE AS CHAR), \
-                CAST(COLUMN_KEY AS CHAR), CAST(IS_NULLABLE AS CHAR) \
+                CAST(COLUMN_KEY AS CHAR), CAST(IS_NULLABLE AS CHAR), \
+                CAST(EXTRA AS CHAR) LIKE '%on update current_timestamp%' \
          FROM information_schema.COLUMNS \
          WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
     )
@@ -383,6 +389,7 @@ pub(super) async fn resolve(
             zoned: data_type == "timestamp",
             plain: PLAIN_TYPES.contains(&data_type.as_str())
                 || (not_null && BINARY_DATES.contains(&data_type.as_str())),
+            auto: row.try_get::<i64, _>(5)? != 0,
             name,
         };
         if row.try_get::<String, _>(3)? == "PRI" {
@@ -403,8 +410,10 @@ pub(super) async fn resolve(
         engine.is_some_and(|e| e.eq_ignore_ascii_case("InnoDB")),
     )
     .await?;
+    let change_column_auto = columns.iter().any(|c| c.name == change_column && c.auto);
     Ok(WatchedTable {
         watch_name: target.name.clone(),
+        opendental: opendental_plan(&target.name, &columns),
         table,
         change_column,
         key_column,
@@ -412,6 +421,7 @@ pub(super) async fn resolve(
         columns,
         change_column_indexed,
         page_read,
+        change_column_auto,
     })
 }
 

@@ -9,6 +9,7 @@ use sqlx::Row;
 use super::sql::{format_time, parse_server_time};
 use super::{Database, DbError};
 use crate::domain::attempt::{DeliveryRecord, DeliveryStatus, FailureClass};
+use crate::domain::body::BodyKind;
 use crate::domain::health::Health;
 use crate::domain::subscription::SubscriptionId;
 
@@ -227,6 +228,38 @@ impl Database {
         Ok(n > 0)
     }
 
+    /// Records the body subscription `id` receives (`None`: the daemon's
+    /// default). Returns false when no such subscription exists.
+    pub async fn set_body(
+        &self,
+        id: SubscriptionId,
+        body: Option<BodyKind>,
+    ) -> Result<bool, DbError> {
+        if !self.subscription_exists(id).await? {
+            return Ok(false);
+        }
+        let upsert = match self {
+            Database::MySql { .. } => {
+                "INSERT INTO rowhook_body (subscription_num, body) VALUES (?, ?) \
+                 ON DUPLICATE KEY UPDATE body = VALUES(body)"
+            }
+            Database::Sqlite(_) => {
+                "INSERT INTO rowhook_body (subscription_num, body) VALUES (?, ?) \
+                 ON CONFLICT (subscription_num) DO UPDATE SET body = excluded.body"
+            }
+        };
+        with_pool!(self, pool => {
+            match body {
+                Some(body) => sqlx::query(upsert).bind(id.0).bind(body.as_str()).execute(pool).await?,
+                None => sqlx::query("DELETE FROM rowhook_body WHERE subscription_num = ?")
+                    .bind(id.0)
+                    .execute(pool)
+                    .await?,
+            };
+        });
+        Ok(true)
+    }
+
     /// Inserts an ordinary Open Dental subscription row starting now;
     /// returns its number.
     pub async fn add_subscription(&self, s: &NewSubscription) -> Result<SubscriptionId, DbError> {
@@ -272,6 +305,7 @@ impl Database {
             "DELETE FROM rowhook_progress WHERE subscription_num = ?",
             "DELETE FROM rowhook_health WHERE subscription_num = ?",
             "DELETE FROM rowhook_secret WHERE subscription_num = ?",
+            "DELETE FROM rowhook_body WHERE subscription_num = ?",
         ] {
             let n = with_pool!(self, pool => sqlx::query(sql).bind(id.0).execute(pool).await?.rows_affected());
             removed |= n > 0 && sql.contains("apisubscription");

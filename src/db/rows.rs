@@ -28,6 +28,8 @@ pub(super) struct SnapshotEntry {
     pub row: SubscriptionRow,
     pub progress: Option<Progress>,
     pub health: Option<Health>,
+    /// The body chosen for it in `rowhook_body`, as stored.
+    pub body: Option<String>,
 }
 
 /// Decodes one row of a snapshot statement; `None` for the clock-only row
@@ -86,5 +88,6 @@ where
         row: subscription,
         progress,
         health,
+        body: opt("body")?,
     }))
 }

@@ -14,9 +14,12 @@ use sqlx::{Row, TypeInfo, ValueRef};
 
 use super::encode::{self, ColumnKind};
 use super::error::DbError;
-use super::model::{choose_change_column, Column, Page, PageRead, Snapshot, WatchedTable};
+use super::model::{
+    choose_change_column, opendental_plan, Body, Column, Page, PageRead, Snapshot, WatchedTable,
+};
 use super::rows::snapshot_entry;
 use super::sql::{order_and_limit, parse_server_time, quote, window_from, PageBinds};
+use crate::domain::opendental::SourceValue;
 use crate::domain::progress::{Clock, Cursor, Recheck, StartText, Window};
 use crate::domain::subscription::SubscriptionId;
 use crate::domain::watch_table::WatchTarget;
@@ -45,10 +48,11 @@ pub(super) async fn snapshot(pool: &SqlitePool) -> Result<Snapshot, DbError> {
                 p.cursor_key AS p_cursor_key, h.consecutive_failures AS h_failures, \
                 h.last_success_at AS h_success, h.last_failure_at AS h_failure, \
                 h.next_retry_at AS h_next_retry, h.deactivated_at AS h_deactivated, \
-                h.last_failure_reason AS h_reason \
+                h.last_failure_reason AS h_reason, b.body AS body \
          FROM apisubscription s \
          LEFT JOIN rowhook_progress p ON p.subscription_num = s.ApiSubscriptionNum \
          LEFT JOIN rowhook_health h ON h.subscription_num = s.ApiSubscriptionNum \
+         LEFT JOIN rowhook_body b ON b.subscription_num = s.ApiSubscriptionNum \
          ORDER BY s.ApiSubscriptionNum",
     )
     .fetch_all(pool)
@@ -65,6 +69,7 @@ pub(super) async fn snapshot(pool: &SqlitePool) -> Result<Snapshot, DbError> {
         subscriptions: Vec::with_capacity(rows.len()),
         progress: HashMap::new(),
         health: HashMap::new(),
+        bodies: HashMap::new(),
     };
     for row in &rows {
         if let Some(entry) = snapshot_entry(row)? {
@@ -121,6 +126,9 @@ pub(super) async fn resolve(
             // SQLite's values carry their own types; its select list does
             // not cast.
             plain: true,
+            // SQLite has no `ON UPDATE`; the fixture's triggers keep the
+            // stamp, and rowhook cannot read a trigger's intent.
+            auto: true,
         };
         if row.try_get::<i64, _>(2)? > 0 {
             primary.push(column.clone());
@@ -142,6 +150,7 @@ pub(super) async fn resolve(
     .await?;
     Ok(WatchedTable {
         watch_name: target.name.clone(),
+        opendental: opendental_plan(&target.name, &columns),
         table,
         change_column,
         key_column,
@@ -149,18 +158,28 @@ pub(super) async fn resolve(
         columns,
         change_column_indexed: indexed > 0,
         page_read: PageRead::OneStatement,
+        change_column_auto: true,
     })
 }
 
 pub(super) async fn fetch_page(
     pool: &SqlitePool,
     table: &WatchedTable,
+    body: Body<'_>,
     window: Window,
     after: Option<Cursor>,
     limit: u32,
 ) -> Result<Page, DbError> {
+    let columns: Vec<&Column> = match body {
+        Body::Columns => table.columns.iter().collect(),
+        Body::OpenDental { plan, .. } => plan
+            .columns()
+            .iter()
+            .filter_map(|name| table.columns.iter().find(|c| c.name == *name))
+            .collect(),
+    };
     let mut sql = String::from("SELECT ");
-    for column in &table.columns {
+    for column in &columns {
         sql.push_str(&quote(&column.name, '"'));
         sql.push_str(", ");
     }
@@ -181,17 +200,67 @@ pub(super) async fn fetch_page(
     let rows = query.bind(limit).fetch_all(pool).await?;
     let mut page = Page::default();
     for row in &rows {
-        let (object, at) = decode(table, row)?;
-        page.push(object, at);
+        let object = match body {
+            Body::Columns => columns_object(&columns, row)?,
+            Body::OpenDental { plan, lookups } => {
+                let cells = (0..columns.len())
+                    .map(|i| source_cell(row, i))
+                    .collect::<Result<Vec<Cell>, DbError>>()?;
+                let values: Vec<SourceValue> = cells.iter().map(Cell::value).collect();
+                let mut out = Vec::with_capacity(64 * values.len());
+                plan.render(&values, lookups, &mut out);
+                out
+            }
+        };
+        page.push(object, cursor_of(columns.len(), row)?);
     }
     Ok(page.ended_at(limit))
 }
 
+/// One value for Open Dental's renderer, by the value's storage class.
+enum Cell {
+    Value(SourceValue<'static>),
+    Text(String),
+}
+
+impl Cell {
+    fn value(&self) -> SourceValue<'_> {
+        match self {
+            Self::Value(v) => *v,
+            Self::Text(text) => SourceValue::Text(text),
+        }
+    }
+}
+
+fn source_cell(row: &SqliteRow, i: usize) -> Result<Cell, DbError> {
+    let raw = row.try_get_raw(i)?;
+    if raw.is_null() {
+        return Ok(Cell::Value(SourceValue::Null));
+    }
+    let class = raw.type_info().name().to_owned();
+    Ok(match class.as_str() {
+        "INTEGER" => Cell::Value(SourceValue::Int(row.try_get_unchecked::<i64, _>(i)?)),
+        "REAL" => Cell::Value(SourceValue::Float(row.try_get_unchecked::<f64, _>(i)?)),
+        _ => Cell::Text(
+            String::from_utf8_lossy(&row.try_get_unchecked::<Vec<u8>, _>(i)?).into_owned(),
+        ),
+    })
+}
+
+/// The (stamp, key) selected after the body's `n` columns.
+fn cursor_of(n: usize, row: &SqliteRow) -> Result<Cursor, DbError> {
+    let stamp: String = row.try_get(n)?;
+    Ok(Cursor {
+        stamp: parse_server_time(&stamp)?,
+        key: row.try_get(n + 1)?,
+    })
+}
+
 /// SQLite values carry their own storage class; render each by that class,
 /// then by the column's declared kind for text (dates).
-fn decode(table: &WatchedTable, row: &SqliteRow) -> Result<(Vec<u8>, Cursor), DbError> {
+fn columns_object(columns: &[&Column], row: &SqliteRow) -> Result<Vec<u8>, DbError> {
     let mut object = encode::JsonRow::new();
-    for (i, column) in table.columns.iter().enumerate() {
+    for (i, column) in columns.iter().enumerate() {
         let raw = row.try_get_raw(i)?;
         let class = if raw.is_null() {
             "NULL".to_owned()
@@ -213,13 +282,7 @@ fn decode(table: &WatchedTable, row: &SqliteRow) -> Result<(Vec<u8>, Cursor), Db
         };
         object.field(&column.name, &value);
     }
-    let n = table.columns.len();
-    let stamp: String = row.try_get(n)?;
-    let at = Cursor {
-        stamp: parse_server_time(&stamp)?,
-        key: row.try_get(n + 1)?,
-    };
-    Ok((object.finish(), at))
+    Ok(object.finish())
 }
 
 pub(super) async fn count_rows(

@@ -8,6 +8,7 @@
 //! imports it.
 
 pub mod attempt;
+pub mod body;
 pub mod datetime;
 pub mod health;
 pub mod opendental;

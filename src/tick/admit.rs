@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use chrono::NaiveDateTime;
 
 use super::lock;
+use crate::domain::body::BodyKind;
 use crate::domain::health::Health;
 use crate::domain::subscription::{Parsed, Subscription, SubscriptionId, SubscriptionRow};
 
@@ -64,9 +65,28 @@ pub struct Gate<'a> {
     /// Subscriptions whose windows are in flight.
     pub busy: &'a HashSet<SubscriptionId>,
     pub notices: &'a Notices,
+    /// The body of a subscription that has not chosen one.
+    pub default_body: BodyKind,
 }
 
 impl Gate<'_> {
+    /// The body an admitted subscription gets: the one chosen for it in
+    /// `rowhook_body`, else the daemon's default. A stored value rowhook
+    /// cannot read stops only this subscription, said once.
+    pub fn body(&self, id: SubscriptionId, stored: Option<&String>) -> Option<BodyKind> {
+        let Some(stored) = stored else {
+            return Some(self.default_body);
+        };
+        match stored.parse() {
+            Ok(body) => Some(body),
+            Err(error) => {
+                self.notices
+                    .problem(id, format!("skipped: rowhook_body: {error}"));
+                None
+            }
+        }
+    }
+
     /// Parses a row and decides whether it runs now. Says once why not,
     /// when the reason is worth an operator's attention.
     pub fn admit(&self, row: &SubscriptionRow, health: &Health) -> Option<Subscription> {

@@ -43,7 +43,7 @@ use tokio_util::task::TaskTracker;
 use crate::db::DbError;
 use crate::domain::health::Health;
 use crate::domain::subscription::{SubscriptionId, SubscriptionRow};
-use crate::window::{Context, Job, Stop};
+use crate::window::{Context, Job, Stop, TickLookups};
 use admit::{Gate, Notices};
 use rewinds::Rewinds;
 use secrets::Secured;
@@ -71,6 +71,7 @@ struct Admitted {
 struct Times {
     clock: crate::domain::progress::Clock,
     stop: Arc<Stop>,
+    lookups: Arc<TickLookups>,
 }
 
 /// What lives from one tick to the next.
@@ -146,11 +147,16 @@ impl Ticker {
             now: snapshot.clock.local,
             busy: &busy,
             notices: &self.notices,
+            default_body: self.ctx.settings.body,
         };
         let mut due: Vec<Admitted> = Vec::new();
         for row in &snapshot.subscriptions {
             let health = snapshot.health.remove(&row.id()).unwrap_or_default();
             let Some(subscription) = gate.admit(row, &health) else {
+                continue;
+            };
+            let Some(body) = gate.body(subscription.id, snapshot.bodies.get(&subscription.id))
+            else {
                 continue;
             };
             let mut progress = snapshot.progress.remove(&subscription.id);
@@ -159,6 +165,7 @@ impl Ticker {
                 subscription,
                 progress,
                 secrets: None,
+                body,
             };
             due.push(Admitted {
                 job,
@@ -180,6 +187,7 @@ impl Ticker {
         let times = Times {
             clock: snapshot.clock,
             stop: Arc::new(Stop { instant, local }),
+            lookups: Arc::default(),
         };
         let mut jobs = self.close_quiet(due, &times).await;
         secrets::attach(db, &mut jobs).await;

@@ -45,6 +45,7 @@ impl Ticker {
         let tick = TickTimes {
             clock: times.clock,
             stop: &times.stop,
+            lookups: &times.lookups,
         };
         match window::process(&self.ctx, job, &table, tick).await {
             Ok(outcome) => self.record(admitted, &outcome, times.clock.local).await,

@@ -27,6 +27,7 @@ pub mod plan;
 pub mod read_ahead;
 mod run;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::NaiveDateTime;
@@ -35,6 +36,8 @@ pub use context::Context;
 
 use crate::db::{DbError, WatchedTable};
 use crate::delivery::sender::Failure;
+use crate::domain::body::BodyKind;
+use crate::domain::opendental::Lookups;
 use crate::domain::progress::{Clock, Progress, Resume, StartText, Window};
 use crate::domain::secret::StoredSecrets;
 use crate::domain::subscription::Subscription;
@@ -81,12 +84,18 @@ pub struct Stop {
 }
 
 /// What the tick read for a window: the server's clock when the row was
-/// read, and the safe end for new windows.
+/// read, the safe end for new windows, and the lookup names of Open
+/// Dental's bodies, read at most once per tick by the first window that
+/// needs them.
 #[derive(Debug, Clone, Copy)]
 pub struct TickTimes<'a> {
     pub clock: Clock,
     pub stop: &'a Stop,
+    pub lookups: &'a TickLookups,
 }
+
+/// The tick's lookup names, read when first needed.
+pub type TickLookups = tokio::sync::OnceCell<Arc<Lookups>>;
 
 /// A due subscription as the tick hands it over.
 #[derive(Debug, Clone)]
@@ -97,6 +106,8 @@ pub struct Job {
     /// Its signing secrets when the tick has read them; else they are read
     /// when the first batch is about to go.
     pub secrets: Option<StoredSecrets>,
+    /// The body it asks for (its own choice, or the daemon's default).
+    pub body: BodyKind,
 }
 
 /// Processes one due subscription's window against `table`.

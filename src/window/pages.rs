@@ -29,7 +29,8 @@ use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::OnceCell;
 
 use super::batch::{self, Piece};
-use crate::db::{Database, DbError, WatchedTable};
+use crate::db::{Body, Database, DbError, WatchedTable};
+use crate::domain::body::BodyKind;
 use crate::domain::progress::{Cursor, Window};
 
 /// One page's identity: the same statement with the same bounds, cut the
@@ -37,6 +38,7 @@ use crate::domain::progress::{Cursor, Window};
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
     watch_name: String,
+    body: BodyKind,
     window: (chrono::NaiveDateTime, chrono::NaiveDateTime),
     after: Option<Cursor>,
     limit: u32,
@@ -107,6 +109,7 @@ impl Pages {
         &self,
         db: &Database,
         table: &WatchedTable,
+        body: Body<'_>,
         window: Window,
         after: Option<Cursor>,
         size: PageSize,
@@ -118,6 +121,7 @@ impl Pages {
         } = size;
         let key = Key {
             watch_name: table.watch_name.clone(),
+            body: body.kind(),
             window: (window.start, window.stop),
             after,
             limit,
@@ -126,7 +130,7 @@ impl Pages {
         };
         let slot = self.slot(key, table);
         let read = || async {
-            let page = db.fetch_page(table, window, after, limit).await?;
+            let page = db.fetch_page(table, body, window, after, limit).await?;
             Ok::<_, DbError>(Arc::new(Cut {
                 more: page.more,
                 last: page.last(),

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::pages::{PageSize, SharedPage};
 use super::Context;
-use crate::db::{DbError, WatchedTable};
+use crate::db::{Body, DbError, WatchedTable};
 use crate::domain::progress::{Cursor, Window};
 
 /// How many batches one page read holds. Reading a page costs per
@@ -32,6 +32,7 @@ pub type PageFeed = mpsc::Receiver<Result<SharedPage, DbError>>;
 pub async fn read_ahead(
     ctx: &Context,
     table: &WatchedTable,
+    body: Body<'_>,
     window: Window,
     mut after: Option<Cursor>,
     feed: mpsc::Sender<Result<SharedPage, DbError>>,
@@ -43,7 +44,10 @@ pub async fn read_ahead(
         max_bytes: settings.max_request_bytes,
     };
     loop {
-        let page = ctx.pages.fetch(&ctx.db, table, window, after, size).await;
+        let page = ctx
+            .pages
+            .fetch(&ctx.db, table, body, window, after, size)
+            .await;
         let next = match &page {
             Ok(page) if page.more => page.last,
             _ => None,

@@ -9,6 +9,7 @@
 //! 200 does it hand the window to `close_window` in `db/progress.rs`.
 
 use std::ops::ControlFlow;
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::NaiveDateTime;
@@ -18,9 +19,11 @@ use super::batch::{Batch, Oversized, Piece};
 use super::pages::Cut;
 use super::read_ahead::{read_ahead, PageFeed};
 use super::{Context, FailedBatch, Job, Outcome, TickTimes};
-use crate::db::{DbError, WatchedTable};
+use crate::db::{Body, DbError, WatchedTable};
 use crate::delivery::signing::Signer;
 use crate::domain::attempt::{AttemptOf, Carried, DeliveryRecord, Verdict};
+use crate::domain::body::BodyKind;
+use crate::domain::opendental::Lookups;
 use crate::domain::progress::{Cursor, Progress, Recheck, Resume, Window};
 use crate::domain::secret::StoredSecrets;
 
@@ -79,8 +82,13 @@ impl<'a> Run<'a> {
             self.planned.window,
             self.planned.after,
         );
+        let lookups = self.lookups().await?;
+        let body = match (&table.opendental, &lookups) {
+            (Some(plan), Some(lookups)) => Body::OpenDental { plan, lookups },
+            _ => Body::Columns,
+        };
         let (feed, mut pages) = mpsc::channel(1);
-        let reader = read_ahead(ctx, table, window, after, feed);
+        let reader = read_ahead(ctx, table, body, window, after, feed);
         let sender = async move {
             let outcome = self.send_pages(&mut pages).await;
             // Closed here, not when `deliver` returns, so that a reader
@@ -90,6 +98,27 @@ impl<'a> Run<'a> {
         };
         let ((), outcome) = tokio::join!(reader, sender);
         outcome
+    }
+
+    /// The lookup names this window's body needs: `None` for the
+    /// raw-column body, the tick's shared names for Open Dental's (read now
+    /// if no window of the tick has yet), and none at all when its keys
+    /// look nothing up.
+    async fn lookups(&self) -> Result<Option<Arc<Lookups>>, DbError> {
+        let Some(plan) = &self.table.opendental else {
+            return Ok(None);
+        };
+        if self.table.body_for(self.job.body) != BodyKind::OpenDental {
+            return Ok(None);
+        }
+        if plan.lookups().is_empty() {
+            return Ok(Some(Arc::default()));
+        }
+        let db = &self.ctx.db;
+        let read = || async { db.lookups().await.map(Arc::new) };
+        Ok(Some(Arc::clone(
+            self.times.lookups.get_or_try_init(read).await?,
+        )))
     }
 
     /// Sends the window's pages in order, then advances the watermark.

@@ -2,6 +2,7 @@
 //! receiver its subscriptions post to, removed when the test ends (passed
 //! or failed), in the manner of zero2prod's `spawn_app`.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use chrono::NaiveDateTime;
@@ -141,6 +142,20 @@ impl TestDb {
 
     /// A fresh database on the MariaDB server at `server`.
     pub async fn mysql_on(server: String) -> Self {
+        Self::mysql_with(server, include_str!("../../fixtures/mysql/schema.sql")).await
+    }
+
+    /// A fresh database with Open Dental 24.3's whole schema.
+    pub async fn opendental_24_3() -> Self {
+        let schema = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/opendental/schema-24.3.sql"),
+        )
+        .expect("fixtures/opendental/schema-24.3.sql");
+        Self::mysql_with(mysql_server(), &schema).await
+    }
+
+    /// A fresh database on `server` with the tables of `schema`.
+    pub async fn mysql_with(server: String, schema: &str) -> Self {
         let name = unique_name("rowhook_test");
         let admin = admin(&server).await.expect("MariaDB is reachable");
         sweep_once(&admin).await;
@@ -154,10 +169,7 @@ impl TestDb {
         let Database::MySql { pool, .. } = &db else {
             unreachable!()
         };
-        sqlx::raw_sql(include_str!("../../fixtures/mysql/schema.sql"))
-            .execute(pool)
-            .await
-            .unwrap();
+        sqlx::raw_sql(schema).execute(pool).await.unwrap();
         db.migrate().await.unwrap();
         Self {
             db,

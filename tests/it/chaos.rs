@@ -77,7 +77,17 @@ async fn chaos_loses_no_row_version_and_bounds_duplicates() {
         .collect();
     let flapper = tokio::spawn(flap(rx.setter(), seed, Arc::clone(&stop_writing)));
 
-    let args = ["run", "--batch-size", "20", "--request-timeout", "1s"];
+    // Rows are told apart by columns Open Dental's deleted-appointment
+    // element does not carry (`HistApptNum`), so the raw-column body.
+    let args = [
+        "run",
+        "--body",
+        "columns",
+        "--batch-size",
+        "20",
+        "--request-timeout",
+        "1s",
+    ];
     let mut daemon = Daemon::start(&daemon_url, &args);
     let mut rng = StdRng::seed_from_u64(seed);
     let (mut kills, mut cut) = (0, false);

@@ -1,12 +1,23 @@
-//! Row JSON, one key per column: Open Dental's date formats, numbers as
-//! numbers, NULL as null, and every odd column type MariaDB (and SQLite)
-//! can hold, encoded as `src/db/encode.rs` documents.
+//! The raw-column body (`--body columns`): one key per column, dates in
+//! Open Dental's text format, numbers as numbers, NULL as null, and every
+//! odd column type MariaDB (and SQLite) can hold, encoded as
+//! `src/db/encode.rs` documents. (Open Dental's own bodies, which differ,
+//! are `opendental.rs`'s.)
 
 use crate::helpers::{run_once, settings, Sub, TestDb};
 use base64::Engine;
 use rowhook::config::Settings;
+use rowhook::domain::body::BodyKind;
 use rowhook::receiver::Receiver;
 use serde_json::{json, Value};
+
+/// Settings that send every column.
+fn columns() -> Settings {
+    Settings {
+        body: BodyKind::Columns,
+        ..settings()
+    }
+}
 
 async fn delivered_rows(db: &TestDb, table: &str) -> Vec<Value> {
     let rx = Receiver::start().await.unwrap();
@@ -16,12 +27,12 @@ async fn delivered_rows(db: &TestDb, table: &str) -> Vec<Value> {
         ..Sub::new(&url)
     })
     .await;
-    run_once(db, settings()).await;
+    run_once(db, columns()).await;
     rx.accepted().iter().flat_map(|r| r.rows()).collect()
 }
 
 #[tokio::test]
-async fn mysql_zero_dates_nulls_and_numbers_encode_like_open_dental() {
+async fn the_column_body_sends_zero_dates_nulls_and_numbers_as_documented() {
     let db = TestDb::mysql().await;
     let stamp = db.ago(30).await;
     db.script(&format!(

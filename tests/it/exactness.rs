@@ -324,8 +324,14 @@ async fn walk(db: &TestDb, steps_utc: &[(&str, &str)]) -> Vec<i64> {
             subscription: *sub,
             progress,
             secrets: None,
+            body: Default::default(),
         };
-        let times = TickTimes { clock, stop: &stop };
+        let lookups = Default::default();
+        let times = TickTimes {
+            clock,
+            stop: &stop,
+            lookups: &lookups,
+        };
         let outcome = window::process(&ctx, &job, &table, times).await.unwrap();
         assert!(
             matches!(outcome, Outcome::Delivered { .. }),

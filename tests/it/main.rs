@@ -19,6 +19,7 @@ mod health;
 mod helpers;
 mod hostile_rows;
 mod layers;
+mod opendental;
 mod paging;
 mod privilege;
 mod process;

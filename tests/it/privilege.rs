@@ -7,12 +7,13 @@ use rowhook::receiver::Receiver;
 
 /// rowhook's own tables, which `rowhook migrate` (run once by an admin)
 /// creates.
-const OWN_TABLES: [&str; 5] = [
+const OWN_TABLES: [&str; 6] = [
     "rowhook_migrations",
     "rowhook_progress",
     "rowhook_health",
     "rowhook_delivery",
     "rowhook_secret",
+    "rowhook_body",
 ];
 
 /// The grants from the README, for database `db` and user `user`.

@@ -38,14 +38,19 @@ use sqlx::Row;
 use super::zone_literal;
 use crate::db::encode::{self, ColumnKind};
 use crate::db::error::DbError;
-use crate::db::model::{Column, Page, PageRead, WatchedTable};
+use crate::db::model::{Body, Column, Page, PageRead, WatchedTable};
 use crate::db::sql::{format_stamp, parse_stamp, quote, window_from, PageBinds};
+use crate::domain::opendental::value;
+use crate::domain::opendental::SourceValue;
 use crate::domain::progress::{Cursor, Window};
 
 /// One window's reads after a cursor, with the select list built once.
 struct Reader<'a> {
     pool: &'a MySqlPool,
     table: &'a WatchedTable,
+    body: Body<'a>,
+    /// The columns the body reads, in the select list's order.
+    columns: Vec<&'a Column>,
     select: String,
     window: Window,
     after: Option<Cursor>,
@@ -63,14 +68,18 @@ pub(in crate::db) async fn fetch_page(
     pool: &MySqlPool,
     zone: &str,
     table: &WatchedTable,
+    body: Body<'_>,
     window: Window,
     after: Option<Cursor>,
     limit: u32,
 ) -> Result<Page, DbError> {
+    let columns = body_columns(table, body);
     let reader = Reader {
         pool,
         table,
-        select: select_list(table, zone),
+        body,
+        select: select_list(table, &columns, zone),
+        columns,
         window,
         after,
     };
@@ -167,12 +176,17 @@ impl Reader<'_> {
         if let Some(at) = at {
             query = query.bind(format_stamp(at));
         }
-        let table = self.table;
+        let (columns, body) = (&self.columns, self.body);
         // Each row is decoded as it arrives, while the server is still
         // reading and sending the next ones.
         let rows: Vec<Result<Decoded, DbError>> = query
             .bind(limit)
-            .map(|row: MySqlRow| Ok((cursor_of(table, &row)?, object(table, &row)?)))
+            .map(|row: MySqlRow| {
+                Ok((
+                    cursor_of(columns.len(), &row)?,
+                    object(columns, body, &row)?,
+                ))
+            })
             .fetch_all(self.pool)
             .await?;
         rows.into_iter().collect()
@@ -180,9 +194,22 @@ impl Reader<'_> {
 }
 
 /// Every column, then the stamp and the key again for the cursor.
-fn select_list(table: &WatchedTable, zone: &str) -> String {
+/// The columns a body reads: all of them, or those Open Dental's element
+/// is made from (the plan spells them as the table does).
+fn body_columns<'a>(table: &'a WatchedTable, body: Body<'_>) -> Vec<&'a Column> {
+    match body {
+        Body::Columns => table.columns.iter().collect(),
+        Body::OpenDental { plan, .. } => plan
+            .columns()
+            .iter()
+            .filter_map(|name| table.columns.iter().find(|c| c.name == *name))
+            .collect(),
+    }
+}
+
+fn select_list(table: &WatchedTable, columns: &[&Column], zone: &str) -> String {
     let mut sql = String::new();
-    for column in &table.columns {
+    for column in columns {
         sql.push_str(&select_expr(column, zone));
         sql.push_str(", ");
     }
@@ -222,8 +249,8 @@ fn select_expr(column: &Column, zone: &str) -> String {
 }
 
 /// The row's (stamp, key), from the two columns after the table's own.
-fn cursor_of(table: &WatchedTable, row: &MySqlRow) -> Result<Cursor, DbError> {
-    let n = table.columns.len();
+/// The (stamp, key) selected after the body's `n` columns.
+fn cursor_of(n: usize, row: &MySqlRow) -> Result<Cursor, DbError> {
     let stamp: String = row.try_get(n)?;
     Ok(Cursor {
         stamp: parse_stamp(&stamp)?,
@@ -232,9 +259,74 @@ fn cursor_of(table: &WatchedTable, row: &MySqlRow) -> Result<Cursor, DbError> {
 }
 
 /// The row as its JSON object.
-fn object(table: &WatchedTable, row: &MySqlRow) -> Result<Vec<u8>, DbError> {
+fn object(columns: &[&Column], body: Body<'_>, row: &MySqlRow) -> Result<Vec<u8>, DbError> {
+    let Body::OpenDental { plan, lookups } = body else {
+        return columns_object(columns, row);
+    };
+    let cells = columns
+        .iter()
+        .enumerate()
+        .map(|(i, column)| source_cell(column, row, i))
+        .collect::<Result<Vec<Cell>, DbError>>()?;
+    let values: Vec<SourceValue> = cells.iter().map(Cell::value).collect();
+    let mut out = Vec::with_capacity(64 * values.len());
+    plan.render(&values, lookups, &mut out);
+    Ok(out)
+}
+
+/// One value for Open Dental's renderer: borrowed from the row, or owned
+/// where it had to be made (an unsigned past `i64`, text that was not
+/// UTF-8).
+enum Cell<'r> {
+    Value(SourceValue<'r>),
+    Owned(String),
+}
+
+impl Cell<'_> {
+    fn value(&self) -> SourceValue<'_> {
+        match self {
+            Self::Value(v) => *v,
+            Self::Owned(text) => SourceValue::Text(text),
+        }
+    }
+}
+
+fn source_cell<'r>(column: &Column, row: &'r MySqlRow, i: usize) -> Result<Cell<'r>, DbError> {
+    let text = |raw: Option<&'r [u8]>| match raw {
+        None => Cell::Value(SourceValue::Null),
+        Some(bytes) => match std::str::from_utf8(bytes) {
+            Ok(text) => Cell::Value(SourceValue::Text(text)),
+            Err(_) => Cell::Owned(String::from_utf8_lossy(bytes).into_owned()),
+        },
+    };
+    Ok(match column.kind {
+        ColumnKind::Int => Cell::Value(
+            row.try_get::<Option<i64>, _>(i)?
+                .map_or(SourceValue::Null, SourceValue::Int),
+        ),
+        ColumnKind::UInt => match row.try_get::<Option<u64>, _>(i)? {
+            None => Cell::Value(SourceValue::Null),
+            Some(n) => match i64::try_from(n) {
+                Ok(n) => Cell::Value(SourceValue::Int(n)),
+                Err(_) => Cell::Owned(n.to_string()),
+            },
+        },
+        ColumnKind::Date | ColumnKind::DateTime if column.plain => {
+            let raw = row.try_get_unchecked::<Option<&[u8]>, _>(i)?;
+            match value::from_mysql_binary_date(raw) {
+                Some(v) => Cell::Value(v),
+                None => text(raw),
+            }
+        }
+        ColumnKind::Bytes => text(row.try_get_unchecked::<Option<&[u8]>, _>(i)?),
+        _ => text(row.try_get::<Option<&[u8]>, _>(i)?),
+    })
+}
+
+/// Every column, as `encode.rs` documents.
+fn columns_object(columns: &[&Column], row: &MySqlRow) -> Result<Vec<u8>, DbError> {
     let mut object = encode::JsonRow::new();
-    for (i, column) in table.columns.iter().enumerate() {
+    for (i, column) in columns.iter().enumerate() {
         let name = &column.name;
         match column.kind {
             ColumnKind::Int => object.field(name, &row.try_get::<Option<i64>, _>(i)?.into()),

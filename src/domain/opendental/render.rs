@@ -45,7 +45,7 @@ impl Lookups {
 /// A [`Shape`] fitted to the columns one table actually has: keys whose
 /// column is missing are dropped (older Open Dental versions sent fewer
 /// keys); the table's other columns are never read.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     columns: Vec<String>,
     steps: Vec<Step>,
@@ -54,7 +54,7 @@ pub struct Plan {
 
 /// One key: its escaped `"key":` text (with the comma before it unless it
 /// is the first), its rule, and which of the plan's columns feeds it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Step {
     prefix: Box<[u8]>,
     rule: Rule,
