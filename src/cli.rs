@@ -21,6 +21,11 @@ use crate::health::RetryPolicy;
     about = "Turns database row changes into webhooks (Open Dental API Events)."
 )]
 pub struct Cli {
+    /// Read KEY=VALUE settings (the systemd rowhook.env form) from this file.
+    /// A flag wins over the environment, the environment over the file.
+    #[arg(long, env = crate::env_file::VARIABLE, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     #[command(flatten)]
     pub db: DbArgs,
 

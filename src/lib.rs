@@ -50,6 +50,7 @@ pub mod datetime;
 pub mod db;
 pub mod delivery;
 pub mod destination;
+pub mod env_file;
 pub mod health;
 pub mod journal;
 pub mod pages;

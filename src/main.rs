@@ -5,13 +5,31 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use rowhook::cli::{Cli, Command};
-use rowhook::{commands, telemetry};
+use rowhook::{commands, env_file, telemetry};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // Before clap reads the environment, and before any thread exists: the
+    // file's values become environment defaults.
+    let args: Vec<_> = std::env::args_os().collect();
+    if let Some(path) = env_file::path_from(&args, std::env::var_os(env_file::VARIABLE)) {
+        if let Err(error) = env_file::load_defaults(&path) {
+            eprintln!("rowhook: {error}");
+            return ExitCode::from(2);
+        }
+    }
     let cli = Cli::parse();
     telemetry::init(cli.log_format);
-    match dispatch(&cli).await {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the async runtime.");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(dispatch(&cli)) {
         Ok(code) => code,
         Err(error) => {
             tracing::error!(error = %chain(&error), "rowhook failed.");

@@ -8,6 +8,7 @@
 mod binary;
 mod chaos;
 mod clock_step;
+mod config_file;
 mod delivery;
 mod destinations;
 mod encoding;
