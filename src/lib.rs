@@ -39,7 +39,9 @@
 //!   tests.
 //! * [`commands`]: one file per CLI subcommand; [`cli`], [`config`],
 //!   [`telemetry`] and [`shutdown`] are the binary's plumbing.
-#![forbid(unsafe_code)]
+#![cfg_attr(not(windows), forbid(unsafe_code))]
+// On Windows the calls into Win32 in `windows::ffi` are the only unsafe code.
+#![cfg_attr(windows, deny(unsafe_code))]
 
 pub mod batch;
 pub mod cli;
@@ -64,6 +66,8 @@ pub mod subscription;
 pub mod telemetry;
 pub mod watch_table;
 pub mod window;
+#[cfg(windows)]
+pub mod windows;
 
 /// The datetime text format Open Dental uses everywhere: in the database
 /// literals it writes, in the JSON it sends, and in `DateTimeStart`.

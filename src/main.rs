@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use rowhook::cli::{Cli, Command};
+use rowhook::cli::{Cli, Command, ServiceCommand};
 use rowhook::{commands, env_file, telemetry};
 
 fn main() -> ExitCode {
@@ -18,6 +18,9 @@ fn main() -> ExitCode {
         }
     }
     let cli = Cli::parse();
+    if let Command::Service(command) = &cli.command {
+        return service(&cli, command);
+    }
     telemetry::init(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -32,7 +35,27 @@ fn main() -> ExitCode {
     match runtime.block_on(dispatch(&cli)) {
         Ok(code) => code,
         Err(error) => {
-            tracing::error!(error = %chain(&error), "rowhook failed.");
+            tracing::error!(error = %commands::error_chain(&error), "rowhook failed.");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `rowhook service ...`, outside any runtime: `service run` gives the
+/// main thread to the Windows Service Control Manager.
+fn service(cli: &Cli, command: &ServiceCommand) -> ExitCode {
+    #[cfg(windows)]
+    if let ServiceCommand::Run(_) = command {
+        telemetry::init_event_log();
+    } else {
+        telemetry::init(cli.log_format);
+    }
+    #[cfg(not(windows))]
+    telemetry::init(cli.log_format);
+    match commands::service::run(cli, command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = %commands::error_chain(&error), "rowhook failed.");
             ExitCode::from(2)
         }
     }
@@ -78,21 +101,7 @@ async fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
             commands::secret::run(url, command).await?;
             ExitCode::SUCCESS
         }
+        // Handled before the runtime starts.
+        Command::Service(_) => ExitCode::SUCCESS,
     })
-}
-
-/// The error and its causes, each said once: drivers often repeat their
-/// cause's message in their own.
-fn chain(error: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in error.chain() {
-        let message = cause.to_string();
-        if !text.contains(&message) {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
-            text.push_str(&message);
-        }
-    }
-    text
 }

@@ -8,6 +8,7 @@ pub mod migrate;
 pub mod replay;
 pub mod run;
 pub mod secret;
+pub mod service;
 pub mod status;
 pub mod subscriptions;
 
@@ -54,4 +55,20 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 /// An optional time as text, `-` when absent.
 pub fn when(t: Option<chrono::NaiveDateTime>) -> String {
     t.map_or_else(|| "-".to_owned(), crate::datetime::format)
+}
+
+/// The error and its causes, each said once: drivers often repeat their
+/// cause's message in their own.
+pub fn error_chain(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let message = cause.to_string();
+        if !text.contains(&message) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&message);
+        }
+    }
+    text
 }
