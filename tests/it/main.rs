@@ -24,3 +24,4 @@ mod sharing;
 mod signing;
 mod subscriptions_live;
 mod tls;
+mod windows;
