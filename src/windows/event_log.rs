@@ -49,7 +49,7 @@ impl io::Write for Entry {
 impl Drop for Entry {
     fn drop(&mut self) {
         let text = String::from_utf8_lossy(&self.text);
-        let text = text.trim_end();
+        let text = text.trim();
         if !text.is_empty() {
             self.source.report(self.severity, text);
         }

@@ -373,3 +373,130 @@ async fn windows_check_uses_and_prints_the_netbios_computer_name() {
     );
     db.drop().await;
 }
+
+/// A `wine rowhook.exe ARGS` in the service test's own prefix, whose
+/// Service Control Manager holds the rowhook service.
+async fn in_service_prefix(prefix: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut command = wine().command(args, &[]);
+    command.env("WINEPREFIX", prefix);
+    let out = tokio::time::timeout(WINE_PATIENCE, command.output())
+        .await
+        .expect("rowhook.exe finished in time")
+        .expect("wine ran");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+        text(&out.stderr),
+    )
+}
+
+/// Ends this prefix's wineserver and every Wine process in it (only this
+/// test's own prefix).
+async fn kill_wineserver(prefix: &Path) {
+    let _ = Command::new("wineserver")
+        .arg("-k")
+        .env("WINEPREFIX", prefix)
+        .status()
+        .await;
+}
+
+/// `Z:\...`: how a Windows program under Wine names a Unix path.
+fn windows_path(path: &Path) -> String {
+    format!("Z:{}", path.display()).replace('/', "\\")
+}
+
+/// What Wine's Service Control Manager allows: install (service, config
+/// file, Event Log source), start, the service delivering, stop (the same
+/// clean stop as Ctrl-C, exit code 0), status, uninstall. The Event Log
+/// lines are read from Wine's `eventlog` debug channel, where Wine's
+/// ReportEventW writes them. Not exercised (Wine has no such support):
+/// the recovery actions, the service SID type, the file's ACL.
+#[tokio::test]
+async fn windows_service_installs_starts_delivers_stops_and_uninstalls_under_wine() {
+    let db = TestDb::mysql().await;
+    let rx = Receiver::start().await.unwrap();
+    db.insert_appointments(200, &db.ago(30).await).await;
+    let url = rx.url("/service");
+    let id = db
+        .subscribe(Sub {
+            polling: 0,
+            ..Sub::new(&url)
+        })
+        .await;
+    let before = db.watermark(id).await;
+
+    let wine = wine();
+    let prefix = wine.dir.join("service-prefix");
+    std::fs::create_dir_all(&prefix).unwrap();
+    kill_wineserver(&prefix).await;
+    let programdata = prefix.join("drive_c/ProgramData/rowhook/rowhook.env");
+    let _ = std::fs::remove_file(&programdata);
+    let source = wine.dir.join(format!("service-{}.env", std::process::id()));
+    let config = format!(
+        "# the service test's settings\nDATABASE_URL={}\nROWHOOK_WORKSTATION={WORKSTATION}\n",
+        db.url
+    );
+    std::fs::write(&source, &config).unwrap();
+
+    // Boot the prefix with the eventlog channel on: the services it starts,
+    // rowhook's among them, write their events into this file.
+    let events = wine.dir.join("service-events.txt");
+    let events_file = std::fs::File::create(&events).unwrap();
+    let booted = Command::new("wine")
+        .arg("wineboot")
+        .env("WINEPREFIX", &prefix)
+        .env("WINEDEBUG", "-all,+eventlog")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(events_file)
+        .status();
+    let booted = tokio::time::timeout(WINE_PATIENCE, booted).await;
+    assert!(matches!(booted, Ok(Ok(s)) if s.success()), "wineboot");
+    // A service left by an earlier, interrupted run.
+    let _ = in_service_prefix(&prefix, &["service", "uninstall"]).await;
+
+    let windows_source = windows_path(&source);
+    let args = ["--config", windows_source.as_str(), "service", "install"];
+    let (code, out, err) = in_service_prefix(&prefix, &args).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(r"runs as NT SERVICE\rowhook"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(&programdata).ok().as_deref(),
+        Some(config.as_str()),
+        "the configuration was copied to ProgramData"
+    );
+
+    let (code, out, err) = in_service_prefix(&prefix, &["service", "start"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Running"), "{out}{err}");
+    let all = rx.wait_until(WINE_PATIENCE, |r| distinct(r) == 200).await;
+    assert!(eventually(|| async { db.watermark(id).await > before }).await);
+
+    let (code, out, err) = in_service_prefix(&prefix, &["service", "stop"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Stopped"), "{out}{err}");
+    let (code, out, _) = in_service_prefix(&prefix, &["service", "status"]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("Stopped (exit code Win32(0))"), "{out}");
+
+    let (code, out, err) = in_service_prefix(&prefix, &["service", "uninstall"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, _, err) = in_service_prefix(&prefix, &["service", "status"]).await;
+    assert_eq!(code, 2, "gone after uninstall");
+    assert!(err.contains("is it installed?"), "{err}");
+    kill_wineserver(&prefix).await;
+
+    let events = std::fs::read_to_string(&events).unwrap_or_default();
+    let logged = |text: &str| {
+        events
+            .lines()
+            .any(|l| l.contains("ReportEventW") && l.contains(text))
+    };
+    assert!(logged("rowhook started."), "{events}");
+    assert!(logged("Shutdown requested"), "{events}");
+    assert!(logged("rowhook stopped."), "{events}");
+    let _ = std::fs::remove_file(&source);
+    assert!(all, "the service delivered every row");
+    db.drop().await;
+}
