@@ -82,3 +82,12 @@ async fn a_missing_or_malformed_config_file_is_an_error_naming_it() {
     assert!(err.contains(&format!("{bad} line 2")), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[cfg(not(windows))]
+#[tokio::test]
+async fn the_service_command_says_it_is_for_windows_elsewhere() {
+    let (code, _, err) = rowhook(&["service", "status"], &[]).await;
+    assert_eq!(code, 2);
+    assert!(err.contains("`rowhook service` is for Windows"), "{err}");
+    assert!(err.contains("systemd"), "{err}");
+}

@@ -344,6 +344,26 @@ async fn windows_forced_kill_mid_window_resumes_after_the_last_acknowledged_batc
     db.drop().await;
 }
 
+/// Ctrl-C is the Windows SIGTERM: the request in flight is abandoned, the
+/// process exits 0 promptly, and the watermark stays where it was.
+#[tokio::test]
+async fn windows_ctrl_c_mid_request_stops_promptly_without_moving_the_watermark() {
+    let db = TestDb::mysql().await;
+    let rx = Receiver::start().await.unwrap();
+    rx.set(Behaviour::Hang(Duration::from_secs(600)));
+    db.insert_appointments(5, &db.ago(30).await).await;
+    let url = rx.url("/");
+    let id = db.subscribe(Sub::new(&url)).await;
+    let before = db.watermark(id).await;
+
+    let daemon = Process::start(&db, &["run"]);
+    assert!(rx.wait_until(WINE_PATIENCE, |r| !r.is_empty()).await);
+    daemon.stop_cleanly().await;
+
+    assert_eq!(db.watermark(id).await, before);
+    db.drop().await;
+}
+
 #[tokio::test]
 async fn windows_demo_delivers_events_and_exits_zero() {
     let (code, out, err) = run(&["demo", "--seconds", "5"], &[]).await;
