@@ -55,7 +55,13 @@ fn service(cli: &Cli, command: &ServiceCommand) -> ExitCode {
     match commands::service::run(cli, command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(error = %commands::error_chain(&error), "rowhook failed.");
+            let text = commands::error_chain(&error);
+            tracing::error!(error = %text, "rowhook failed.");
+            // `service run` logs to the Event Log; someone who typed it in
+            // a console should see why it ended there too.
+            if matches!(command, ServiceCommand::Run(_)) {
+                eprintln!("rowhook: {text}");
+            }
             ExitCode::from(2)
         }
     }

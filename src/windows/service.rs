@@ -112,8 +112,29 @@ pub fn install(source: Option<&Path>) -> Result<Installed, ServiceError> {
         account_password: None,
     };
     let service = manager
-        .create_service(&info, ServiceAccess::CHANGE_CONFIG)
+        .create_service(&info, ServiceAccess::CHANGE_CONFIG | ServiceAccess::DELETE)
         .map_err(scm("create the service (run as Administrator?)"))?;
+    // All or nothing: a half-configured service would also make the next
+    // `install` fail with "already exists".
+    let finished = configure(&service).and_then(|()| {
+        let config_written = write_config(&config, source)?;
+        register_event_source()?;
+        Ok(config_written)
+    });
+    match finished {
+        Ok(config_written) => Ok(Installed {
+            config,
+            config_written,
+        }),
+        Err(error) => {
+            let _ = service.delete();
+            Err(error)
+        }
+    }
+}
+
+/// Description, service SID, and recovery actions.
+fn configure(service: &windows_service::service::Service) -> Result<(), ServiceError> {
     service
         .set_description("Sends Open Dental API Events subscriptions' row changes as webhooks.")
         .map_err(scm("set the service's description"))?;
@@ -132,13 +153,7 @@ pub fn install(source: Option<&Path>) -> Result<Installed, ServiceError> {
     tolerate_unknown_level(
         service.set_failure_actions_on_non_crash_failures(true),
         "set the service's recovery actions",
-    )?;
-    let config_written = write_config(&config, source)?;
-    register_event_source()?;
-    Ok(Installed {
-        config,
-        config_written,
-    })
+    )
 }
 
 /// Windows has known these settings since Vista; an SCM that does not

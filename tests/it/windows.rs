@@ -477,6 +477,20 @@ async fn windows_service_installs_starts_delivers_stops_and_uninstalls_under_win
     let _ = in_service_prefix(&prefix, &["service", "uninstall"]).await;
 
     let windows_source = windows_path(&source);
+    // An install that fails after creating the service (here: the
+    // configuration folder's name is taken by a file) leaves no service.
+    let folder = programdata.parent().unwrap();
+    let _ = std::fs::remove_dir_all(folder);
+    std::fs::write(folder, "in the way").unwrap();
+    let args = ["--config", windows_source.as_str(), "service", "install"];
+    let (code, _, err) = in_service_prefix(&prefix, &args).await;
+    std::fs::remove_file(folder).unwrap();
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(r"cannot create C:\ProgramData\rowhook"), "{err}");
+    let (code, _, err) = in_service_prefix(&prefix, &["service", "status"]).await;
+    assert_eq!(code, 2, "no half-installed service: {err}");
+    assert!(err.contains("is it installed?"), "{err}");
+
     let args = ["--config", windows_source.as_str(), "service", "install"];
     let (code, out, err) = in_service_prefix(&prefix, &args).await;
     assert_eq!(code, 0, "{out}{err}");
