@@ -96,6 +96,19 @@ fn wine() -> &'static Wine {
         };
         assert!(wine.dir.join("bcryptprimitives.dll").is_file());
         std::fs::create_dir_all(&wine.prefix).expect("the prefix directory");
+        // Made once here, not by the tests' first, concurrent wine calls.
+        let booted = std::process::Command::new("wine")
+            .arg("wineboot")
+            .env("WINEPREFIX", &wine.prefix)
+            .env("WINEDEBUG", "-all")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        assert!(
+            booted.is_ok_and(|s| s.success()),
+            "wineboot made the prefix"
+        );
         wine
     })
 }
@@ -413,12 +426,21 @@ async fn in_service_prefix(prefix: &Path, args: &[&str]) -> (i32, String, String
 
 /// Ends this prefix's wineserver and every Wine process in it (only this
 /// test's own prefix).
-async fn kill_wineserver(prefix: &Path) {
-    let _ = Command::new("wineserver")
+fn kill_wineserver(prefix: &Path) {
+    let _ = std::process::Command::new("wineserver")
         .arg("-k")
         .env("WINEPREFIX", prefix)
-        .status()
-        .await;
+        .status();
+}
+
+/// Kills the service prefix's Wine processes however the test ends, so a
+/// failed assertion leaves no service running.
+struct WineServerGuard<'a>(&'a Path);
+
+impl Drop for WineServerGuard<'_> {
+    fn drop(&mut self) {
+        kill_wineserver(self.0);
+    }
 }
 
 /// `Z:\...`: how a Windows program under Wine names a Unix path.
@@ -449,7 +471,8 @@ async fn windows_service_installs_starts_delivers_stops_and_uninstalls_under_win
     let wine = wine();
     let prefix = wine.dir.join("service-prefix");
     std::fs::create_dir_all(&prefix).unwrap();
-    kill_wineserver(&prefix).await;
+    kill_wineserver(&prefix);
+    let _guard = WineServerGuard(&prefix);
     let programdata = prefix.join("drive_c/ProgramData/rowhook/rowhook.env");
     let _ = std::fs::remove_file(&programdata);
     let source = wine.dir.join(format!("service-{}.env", std::process::id()));
@@ -486,7 +509,10 @@ async fn windows_service_installs_starts_delivers_stops_and_uninstalls_under_win
     let (code, _, err) = in_service_prefix(&prefix, &args).await;
     std::fs::remove_file(folder).unwrap();
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains(r"cannot create C:\ProgramData\rowhook"), "{err}");
+    assert!(
+        err.contains(r"cannot create C:\ProgramData\rowhook"),
+        "{err}"
+    );
     let (code, _, err) = in_service_prefix(&prefix, &["service", "status"]).await;
     assert_eq!(code, 2, "no half-installed service: {err}");
     assert!(err.contains("is it installed?"), "{err}");
@@ -519,7 +545,7 @@ async fn windows_service_installs_starts_delivers_stops_and_uninstalls_under_win
     let (code, _, err) = in_service_prefix(&prefix, &["service", "status"]).await;
     assert_eq!(code, 2, "gone after uninstall");
     assert!(err.contains("is it installed?"), "{err}");
-    kill_wineserver(&prefix).await;
+    kill_wineserver(&prefix);
 
     let events = std::fs::read_to_string(&events).unwrap_or_default();
     let logged = |text: &str| {
