@@ -13,11 +13,16 @@ fn main() -> ExitCode {
     let args: Vec<_> = std::env::args_os().collect();
     if let Some(path) = env_file::path_from(&args, std::env::var_os(env_file::VARIABLE)) {
         if let Err(error) = env_file::load_defaults(&path) {
-            eprintln!("rowhook: {error}");
-            return ExitCode::from(2);
+            return early_failure(&args, &error.to_string());
         }
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        // Usage errors and --help exactly as clap prints them, but for the
+        // service, whose stderr nobody reads.
+        Err(error) if is_service_run(&args) => return early_failure(&args, &error.to_string()),
+        Err(error) => error.exit(),
+    };
     if let Command::Service(command) = &cli.command {
         return service(&cli, command);
     }
@@ -39,6 +44,24 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// A bad configuration file or setting, before logging is set up: said on
+/// stderr, and, for the Windows service (whose stderr nobody reads), in
+/// the Event Log too.
+fn early_failure(args: &[std::ffi::OsString], message: &str) -> ExitCode {
+    eprintln!("rowhook: {}", message.trim_end());
+    if cfg!(windows) && is_service_run(args) {
+        #[cfg(windows)]
+        telemetry::init_event_log();
+        tracing::error!(error = message.trim_end(), "rowhook cannot start.");
+    }
+    ExitCode::from(2)
+}
+
+/// `rowhook service run ...`: what the Windows Service Control Manager starts.
+fn is_service_run(args: &[std::ffi::OsString]) -> bool {
+    args.get(1..3).is_some_and(|a| a == ["service", "run"])
 }
 
 /// `rowhook service ...`, outside any runtime: `service run` gives the
