@@ -16,7 +16,7 @@ pub async fn run(db_args: &DbArgs, args: &AgentArgs) -> anyhow::Result<usize> {
     // Say where the name came from: a subscription meant for this machine
     // is skipped silently when the default is not the name it was given.
     let source = if args.workstation.is_some() {
-        "from --workstation or ROWHOOK_WORKSTATION"
+        "from --workstation, ROWHOOK_WORKSTATION or the config file"
     } else if cfg!(windows) {
         "this computer's NetBIOS name, the default"
     } else {

@@ -242,8 +242,13 @@ async fn windows_backfill_arrives_in_order_exactly_once_and_decoys_are_ignored()
     .await;
     let before = db.watermark(id).await;
 
+    let started = std::time::Instant::now();
     let daemon = Process::start(&db, &["run", "--batch-size", "250"]);
     let all = rx.wait_until(WINE_PATIENCE, |r| distinct(r) == 3000).await;
+    println!(
+        "windows: 3000 rows delivered {:?} after wine started rowhook.exe",
+        started.elapsed()
+    );
     assert!(eventually(|| async { db.watermark(id).await > before }).await);
     daemon.stop_cleanly().await;
 
