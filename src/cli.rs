@@ -1,5 +1,5 @@
 //! The command line: `rowhook run | demo | check | migrate | status |
-//! deliveries | subscriptions | replay | secret`.
+//! deliveries | subscriptions | replay | secret | service`.
 //!
 //! Every flag has an environment variable, so a systemd `EnvironmentFile`
 //! can hold the whole configuration and no secret appears in `ps`.
@@ -31,6 +31,11 @@ pub const VERSION: &str = concat!(
     about = "Turns database row changes into webhooks (Open Dental API Events)."
 )]
 pub struct Cli {
+    /// Read KEY=VALUE settings (the systemd rowhook.env form) from this file.
+    /// A flag wins over the environment, the environment over the file.
+    #[arg(long, env = crate::env_file::VARIABLE, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     #[command(flatten)]
     pub db: DbArgs,
 
@@ -72,7 +77,7 @@ fn parse_time_zone(text: &str) -> Result<String, String> {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon: process due subscriptions every tick until SIGTERM.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// See rowhook work with no setup: SQLite, a built-in receiver, live changes.
     Demo(DemoArgs),
     /// Validate every subscription for this workstation; non-zero exit if any is wrong.
@@ -91,6 +96,31 @@ pub enum Command {
     /// Show, set or rotate a subscription's signing secret (Standard Webhooks).
     #[command(subcommand)]
     Secret(SecretCommand),
+    /// Windows: install, remove, start, stop or query the rowhook service.
+    #[command(subcommand)]
+    Service(ServiceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Register the service: automatic start, restart on failure, account
+    /// NT SERVICE\rowhook, configuration in %ProgramData%\rowhook\rowhook.env
+    /// (copied from --config FILE if given and not there yet), Event Log
+    /// source rowhook.
+    Install,
+    /// Stop and remove the service and its Event Log source (the
+    /// configuration file is kept).
+    Uninstall,
+    /// Start the service.
+    Start,
+    /// Stop the service (the batch in flight finishes or is abandoned, as
+    /// with Ctrl-C).
+    Stop,
+    /// Print the service's state.
+    Status,
+    /// What the Service Control Manager starts; not for a console.
+    #[command(hide = true)]
+    Run(Box<RunArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,7 +146,8 @@ pub enum SecretCommand {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// This agent's workstation name (default: the hostname).
+    /// This agent's workstation name (default: the hostname; on Windows the
+    /// NetBIOS computer name, as Open Dental's own API Service uses).
     #[arg(long, env = "ROWHOOK_WORKSTATION")]
     pub workstation: Option<String>,
     /// Print JSON instead of a table.
@@ -233,7 +264,7 @@ pub struct ReplayArgs {
     pub since: String,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     #[command(flatten)]
     pub agent: AgentArgs,
@@ -250,9 +281,10 @@ pub struct DemoArgs {
 }
 
 /// Settings shared by the commands that act as this agent.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct AgentArgs {
-    /// This agent's workstation name (default: the hostname).
+    /// This agent's workstation name (default: the hostname; on Windows the
+    /// NetBIOS computer name, as Open Dental's own API Service uses).
     #[arg(long, env = "ROWHOOK_WORKSTATION")]
     pub workstation: Option<String>,
     /// Rows per POST (at most 1000, Open Dental's batch size).

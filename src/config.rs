@@ -87,9 +87,15 @@ impl Default for Settings {
     }
 }
 
-/// The machine's hostname, as Open Dental's `Environment.MachineName`
-/// would give it; "localhost" if the OS will not say.
+/// The name Open Dental's `Environment.MachineName` gives this machine:
+/// on Windows the NetBIOS computer name (at most 15 characters, usually
+/// upper case; the DNS host name may be longer), elsewhere the hostname;
+/// "localhost" if the OS will not say.
 pub fn default_workstation() -> String {
+    #[cfg(windows)]
+    if let Some(name) = crate::windows::ffi::netbios_name() {
+        return name;
+    }
     hostname::get()
         .ok()
         .and_then(|h| h.into_string().ok())

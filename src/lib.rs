@@ -28,9 +28,12 @@
 //!   windows closed together (`quiet.rs`), a task per window (`task.rs`).
 //! * [`daemon`]: ticks until shutdown.
 //! * The binary's edge: [`commands`] (one file per subcommand), [`cli`],
-//!   [`telemetry`], [`shutdown`], and [`receiver`] (the demo's and the
-//!   tests' webhook receiver).
-#![forbid(unsafe_code)]
+//!   [`telemetry`], [`shutdown`], [`env_file`] (`--config`), `windows/`
+//!   (the Windows service and Event Log), and [`receiver`] (the demo's and
+//!   the tests' webhook receiver).
+#![cfg_attr(not(windows), forbid(unsafe_code))]
+// On Windows the calls into Win32 in `windows::ffi` are the only unsafe code.
+#![cfg_attr(windows, deny(unsafe_code))]
 
 pub mod domain;
 
@@ -48,8 +51,11 @@ pub mod daemon;
 
 pub mod cli;
 pub mod commands;
+pub mod env_file;
 pub mod receiver;
 pub mod shutdown;
 pub mod telemetry;
+#[cfg(windows)]
+pub mod windows;
 
 pub use domain::datetime::DATETIME_FORMAT;

@@ -4,17 +4,87 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use rowhook::cli::{Cli, Command};
-use rowhook::{commands, telemetry};
+use rowhook::cli::{Cli, Command, ServiceCommand};
+use rowhook::{commands, env_file, telemetry};
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
+    // Before clap reads the environment, and before any thread exists: the
+    // file's values become environment defaults.
+    let args: Vec<_> = std::env::args_os().collect();
+    if let Some(path) = env_file::path_from(&args, std::env::var_os(env_file::VARIABLE)) {
+        if let Err(error) = env_file::load_defaults(&path) {
+            return early_failure(&args, &error.to_string());
+        }
+    }
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        // Usage errors and --help exactly as clap prints them, but for the
+        // service, whose stderr nobody reads.
+        Err(error) if is_service_run(&args) => return early_failure(&args, &error.to_string()),
+        Err(error) => error.exit(),
+    };
+    if let Command::Service(command) = &cli.command {
+        return service(&cli, command);
+    }
     telemetry::init(cli.log_format);
-    match dispatch(&cli).await {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the async runtime.");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(dispatch(&cli)) {
         Ok(code) => code,
         Err(error) => {
-            tracing::error!(error = %chain(&error), "rowhook failed.");
+            tracing::error!(error = %commands::error_chain(&error), "rowhook failed.");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// A bad configuration file or setting, before logging is set up: said on
+/// stderr, and, for the Windows service (whose stderr nobody reads), in
+/// the Event Log too.
+fn early_failure(args: &[std::ffi::OsString], message: &str) -> ExitCode {
+    eprintln!("rowhook: {}", message.trim_end());
+    if cfg!(windows) && is_service_run(args) {
+        #[cfg(windows)]
+        telemetry::init_event_log();
+        tracing::error!(error = message.trim_end(), "rowhook cannot start.");
+    }
+    ExitCode::from(2)
+}
+
+/// `rowhook service run ...`: what the Windows Service Control Manager starts.
+fn is_service_run(args: &[std::ffi::OsString]) -> bool {
+    args.get(1..3).is_some_and(|a| a == ["service", "run"])
+}
+
+/// `rowhook service ...`, outside any runtime: `service run` gives the
+/// main thread to the Windows Service Control Manager.
+fn service(cli: &Cli, command: &ServiceCommand) -> ExitCode {
+    #[cfg(windows)]
+    if let ServiceCommand::Run(_) = command {
+        telemetry::init_event_log();
+    } else {
+        telemetry::init(cli.log_format);
+    }
+    #[cfg(not(windows))]
+    telemetry::init(cli.log_format);
+    match commands::service::run(cli, command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            let text = commands::error_chain(&error);
+            tracing::error!(error = %text, "rowhook failed.");
+            // `service run` logs to the Event Log; someone who typed it in
+            // a console should see why it ended there too.
+            if matches!(command, ServiceCommand::Run(_)) {
+                eprintln!("rowhook: {text}");
+            }
             ExitCode::from(2)
         }
     }
@@ -60,21 +130,7 @@ async fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
             commands::secret::run(url, command).await?;
             ExitCode::SUCCESS
         }
+        // Handled before the runtime starts.
+        Command::Service(_) => ExitCode::SUCCESS,
     })
-}
-
-/// The error and its causes, each said once: drivers often repeat their
-/// cause's message in their own.
-fn chain(error: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in error.chain() {
-        let message = cause.to_string();
-        if !text.contains(&message) {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
-            text.push_str(&message);
-        }
-    }
-    text
 }

@@ -40,3 +40,27 @@ pub fn init(format: LogFormat) {
             .try_init(),
     };
 }
+
+/// Running as a Windows service: one Event Log event per line, from source
+/// `rowhook`, without the timestamp the Event Log records itself. Falls
+/// back to stderr (which a service discards) if the source cannot be
+/// opened, and says why there.
+#[cfg(windows)]
+pub fn init_event_log() {
+    let event_log = match crate::windows::event_log::EventLog::open() {
+        Ok(event_log) => event_log,
+        Err(error) => {
+            init(LogFormat::Text);
+            tracing::error!(%error, "cannot open the Event Log; logging to stderr.");
+            return;
+        }
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(event_log)
+        .with_ansi(false)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}

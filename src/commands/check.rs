@@ -14,8 +14,17 @@ pub async fn run(db_args: &DbArgs, args: &AgentArgs) -> anyhow::Result<usize> {
     let db = super::connect(db_args, 2).await?;
     let snapshot = db.snapshot().await?;
     let (now, rows) = (snapshot.clock.local, &snapshot.subscriptions);
+    // Say where the name came from: a subscription meant for this machine
+    // is skipped silently when the default is not the name it was given.
+    let source = if args.workstation.is_some() {
+        "from --workstation, ROWHOOK_WORKSTATION or the config file"
+    } else if cfg!(windows) {
+        "this computer's NetBIOS name, the default"
+    } else {
+        "this machine's hostname, the default"
+    };
     println!(
-        "workstation {:?}, server time {now}, {} subscription(s)",
+        "workstation {:?} ({source}), server time {now}, {} subscription(s)",
         settings.workstation,
         rows.len()
     );

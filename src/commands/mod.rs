@@ -14,6 +14,7 @@ pub mod migrate;
 pub mod replay;
 pub mod run;
 pub mod secret;
+pub mod service;
 pub mod status;
 pub mod subscriptions;
 
@@ -76,4 +77,20 @@ pub fn body_shown(
         Some(Err(error)) => return format!("invalid: {error}"),
     };
     chosen.for_watch_table(&row.watch_table).to_string()
+}
+
+/// The error and its causes, each said once: drivers often repeat their
+/// cause's message in their own.
+pub fn error_chain(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let message = cause.to_string();
+        if !text.contains(&message) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&message);
+        }
+    }
+    text
 }

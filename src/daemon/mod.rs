@@ -19,7 +19,16 @@
 //! here with a [`Context`] built by [`Context::new`].
 
 pub mod outage;
+#[cfg(unix)]
 pub mod supervise;
+/// systemd does not supervise Windows services: the Service Control
+/// Manager watches the process itself.
+#[cfg(not(unix))]
+pub mod supervise {
+    pub fn ready() {}
+    pub fn watchdog() {}
+    pub fn stopping() {}
+}
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

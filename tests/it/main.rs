@@ -6,10 +6,12 @@
 //! `mysql://root@127.0.0.1:3306`).
 
 mod app;
+#[cfg(unix)]
 mod blip;
 mod chaos;
 mod clock_step;
 mod commands;
+mod config_file;
 mod delivery;
 mod delivery_log;
 mod destinations;
@@ -28,5 +30,7 @@ mod selection;
 mod sharing;
 mod signing;
 mod subscriptions_live;
+#[cfg(unix)]
 mod supervise;
 mod tls;
+mod windows;
