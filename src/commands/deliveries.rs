@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use crate::cli::{DbArgs, DeliveriesArgs};
+use crate::domain::attempt::DeliveryRecord;
 use crate::domain::subscription::SubscriptionId;
 
 pub async fn run(db_args: &DbArgs, args: &DeliveriesArgs) -> anyhow::Result<()> {
@@ -16,31 +17,41 @@ pub async fn run(db_args: &DbArgs, args: &DeliveriesArgs) -> anyhow::Result<()> 
         .await?;
     db.close().await;
     if args.json {
-        let list: Vec<_> = records
-            .iter()
-            .map(|r| {
-                json!({
-                    "attempted_at": super::when(Some(r.attempted_at)),
-                    "subscription": r.subscription.0,
-                    "table": r.watch_table,
-                    "status": r.status.as_str(),
-                    "http_status": r.http_status,
-                    "error_class": r.error_class.map(|c| c.as_str()),
-                    "error": r.error,
-                    "rows": r.rows,
-                    "first_key": r.first_key,
-                    "last_key": r.last_key,
-                    "attempt": r.attempt,
-                    "elapsed_ms": r.elapsed_ms,
-                    "batch_id": r.batch_id,
-                    "window_start": super::when(Some(r.window_start)),
-                    "window_stop": super::when(Some(r.window_stop)),
-                })
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&list)?);
-        return Ok(());
+        print_json(&records)
+    } else {
+        print_table(&records);
+        Ok(())
     }
+}
+
+fn print_json(records: &[DeliveryRecord]) -> anyhow::Result<()> {
+    let list: Vec<_> = records
+        .iter()
+        .map(|r| {
+            json!({
+                "attempted_at": super::when(Some(r.attempted_at)),
+                "subscription": r.subscription.0,
+                "table": r.watch_table,
+                "status": r.status.as_str(),
+                "http_status": r.http_status,
+                "error_class": r.error_class.map(|c| c.as_str()),
+                "error": r.error,
+                "rows": r.rows,
+                "first_key": r.first_key,
+                "last_key": r.last_key,
+                "attempt": r.attempt,
+                "elapsed_ms": r.elapsed_ms,
+                "batch_id": r.batch_id,
+                "window_start": super::when(Some(r.window_start)),
+                "window_stop": super::when(Some(r.window_stop)),
+            })
+        })
+        .collect();
+    println!("{}", serde_json::to_string_pretty(&list)?);
+    Ok(())
+}
+
+fn print_table(records: &[DeliveryRecord]) {
     let headers = [
         "ATTEMPTED AT",
         "SUB",
@@ -82,5 +93,4 @@ pub async fn run(db_args: &DbArgs, args: &DeliveriesArgs) -> anyhow::Result<()> 
         })
         .collect();
     println!("{}", super::table(&headers, &rows));
-    Ok(())
 }
