@@ -37,9 +37,14 @@ pub async fn run(ctx: Context, once: bool) -> Summary {
     let tracker = TaskTracker::new();
     loop {
         let started = Instant::now();
+        let metrics = &ticker.ctx().metrics;
         let phase = match ticker.tick(&tracker).await {
-            Ok(phase) => Some(phase),
+            Ok(phase) => {
+                metrics.tick_done(started.elapsed());
+                Some(phase)
+            }
             Err(error) => {
+                metrics.database_error(&error);
                 tracing::error!(%error, "Cannot read apisubscription; retrying next tick.");
                 None
             }

@@ -12,5 +12,6 @@ pub mod datetime;
 pub mod health;
 pub mod progress;
 pub mod secret;
+pub mod status;
 pub mod subscription;
 pub mod watch_table;
