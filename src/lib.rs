@@ -28,8 +28,9 @@
 //!   windows closed together (`quiet.rs`), a task per window (`task.rs`).
 //! * [`daemon`]: ticks until shutdown.
 //! * The binary's edge: [`commands`] (one file per subcommand), [`cli`],
-//!   [`telemetry`], [`shutdown`], and [`receiver`] (the demo's and the
-//!   tests' webhook receiver).
+//!   [`telemetry`], [`shutdown`], [`http`] (`--http`: metrics, health and
+//!   the status page), and [`receiver`] (the demo's and the tests' webhook
+//!   receiver).
 #![forbid(unsafe_code)]
 
 pub mod domain;
@@ -48,6 +49,7 @@ pub mod daemon;
 
 pub mod cli;
 pub mod commands;
+pub mod http;
 pub mod receiver;
 pub mod shutdown;
 pub mod telemetry;

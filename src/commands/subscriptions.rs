@@ -1,4 +1,4 @@
-//! `rowhook subscriptions list|add|stop|remove|reactivate`: conveniences
+//! `rowhook subscriptions list|add|stop|remove|reactivate|retry`: conveniences
 //! that write ordinary Open Dental rows.
 
 use anyhow::{bail, Context as _};
@@ -28,6 +28,14 @@ async fn dispatch(db: &Database, command: &SubscriptionsCommand) -> anyhow::Resu
                 .remove_subscription(SubscriptionId(*subscription))
                 .await?;
             report(found, *subscription, "removed")
+        }
+        SubscriptionsCommand::Retry { subscription } => {
+            let found = db.retry_now(SubscriptionId(*subscription)).await?;
+            report(
+                found,
+                *subscription,
+                "due now: its next retry is not waited for",
+            )
         }
         SubscriptionsCommand::Reactivate { subscription } => {
             let found = db.reactivate(SubscriptionId(*subscription)).await?;

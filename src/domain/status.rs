@@ -59,7 +59,8 @@ pub fn lag(row: &SubscriptionRow, now: NaiveDateTime) -> Option<Duration> {
 
 /// The status of `row` for the agent named `ours`.
 pub fn describe(row: &SubscriptionRow, health: &Health, now: NaiveDateTime, ours: &str) -> Status {
-    let failure = (!health.last_failure_reason.is_empty()).then(|| health.last_failure_reason.clone());
+    let failure =
+        (!health.last_failure_reason.is_empty()).then(|| health.last_failure_reason.clone());
     let (state, url, reason) = match row.parse() {
         Err(error) => (State::Invalid, None, Some(error.to_string())),
         Ok(Parsed::UiEvent { .. }) => (State::UiEvent, None, failure),

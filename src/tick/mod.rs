@@ -177,7 +177,12 @@ impl Ticker {
         self.order(&mut due);
         let instant = self
             .safe_stop
-            .at(db, &self.ctx.settings, snapshot.now_exact, &self.ctx.metrics)
+            .at(
+                db,
+                &self.ctx.settings,
+                snapshot.now_exact,
+                &self.ctx.metrics,
+            )
             .await?;
         // Converted once here rather than once per subscription.
         let local = Some(db.instant_to_local(instant).await?);
@@ -241,7 +246,8 @@ impl Ticker {
             let health = snapshot.health.get(&row.id());
             let standing = Standing {
                 consecutive_failures: health.map_or(0, |h| h.consecutive_failures),
-                backing_off: health.is_some_and(|h| h.deactivated_at.is_none() && !h.may_attempt(now)),
+                backing_off: health
+                    .is_some_and(|h| h.deactivated_at.is_none() && !h.may_attempt(now)),
                 deactivated: health.is_some_and(|h| h.deactivated_at.is_some()),
                 lag_seconds: status::lag(row, now)
                     .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),

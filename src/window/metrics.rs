@@ -179,18 +179,66 @@ impl Metrics {
 
     fn register(&mut self) {
         let (r, f) = (&mut self.registry, &self.families);
-        r.register("rows_delivered", "Rows in batches answered with 200", f.rows.clone());
-        r.register("batches_delivered", "Batches answered with 200", f.batches.clone());
-        r.register("failed_attempts", "POST attempts that did not count, by class", f.failures.clone());
-        r.register("consecutive_failures", "Failed attempts since the last success", f.consecutive_failures.clone());
-        r.register("backing_off", "1 while waiting out a retry delay", f.backing_off.clone());
-        r.register("deactivated", "1 when deactivated after too many failures", f.deactivated.clone());
-        r.register("lag_seconds", "The server's clock less DateTimeStart", f.lag.clone());
-        r.register("request_duration_seconds", "Time from POST to the receiver's answer", f.request_seconds.clone());
-        r.register("ticks", "Ticks that read apisubscription", self.ticks.clone());
-        r.register("tick_duration_seconds", "Time a tick took to hand out its windows", self.tick_seconds.clone());
-        r.register("database_errors", "Ticks and windows ended by a database error", self.database_errors.clone());
-        r.register("windows_held_back", "Ticks whose windows an open transaction held back", self.held_back.clone());
+        r.register(
+            "rows_delivered",
+            "Rows in batches answered with 200",
+            f.rows.clone(),
+        );
+        r.register(
+            "batches_delivered",
+            "Batches answered with 200",
+            f.batches.clone(),
+        );
+        r.register(
+            "failed_attempts",
+            "POST attempts that did not count, by class",
+            f.failures.clone(),
+        );
+        r.register(
+            "consecutive_failures",
+            "Failed attempts since the last success",
+            f.consecutive_failures.clone(),
+        );
+        r.register(
+            "backing_off",
+            "1 while waiting out a retry delay",
+            f.backing_off.clone(),
+        );
+        r.register(
+            "deactivated",
+            "1 when deactivated after too many failures",
+            f.deactivated.clone(),
+        );
+        r.register(
+            "lag_seconds",
+            "The server's clock less DateTimeStart",
+            f.lag.clone(),
+        );
+        r.register(
+            "request_duration_seconds",
+            "Time from POST to the receiver's answer",
+            f.request_seconds.clone(),
+        );
+        r.register(
+            "ticks",
+            "Ticks that read apisubscription",
+            self.ticks.clone(),
+        );
+        r.register(
+            "tick_duration_seconds",
+            "Time a tick took to hand out its windows",
+            self.tick_seconds.clone(),
+        );
+        r.register(
+            "database_errors",
+            "Ticks and windows ended by a database error",
+            self.database_errors.clone(),
+        );
+        r.register(
+            "windows_held_back",
+            "Ticks whose windows an open transaction held back",
+            self.held_back.clone(),
+        );
     }
 
     /// The subscription's handles as the tick made them (labelled with its
@@ -267,7 +315,12 @@ impl Metrics {
         for family in [&f.rows, &f.batches] {
             family.remove(&labels);
         }
-        for family in [&f.consecutive_failures, &f.backing_off, &f.deactivated, &f.lag] {
+        for family in [
+            &f.consecutive_failures,
+            &f.backing_off,
+            &f.deactivated,
+            &f.lag,
+        ] {
             family.remove(&labels);
         }
         f.request_seconds.remove(&labels);
@@ -285,7 +338,8 @@ impl Metrics {
         self.ticks.inc();
         self.tick_seconds.observe(took.as_secs_f64());
         let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_read_ms.store(ms.saturating_add(1), Ordering::Relaxed);
+        self.last_read_ms
+            .store(ms.saturating_add(1), Ordering::Relaxed);
     }
 
     /// A tick or a window ended with a database error.
@@ -348,7 +402,9 @@ mod tests {
         sub.failed(FailureClass::Timeout, Duration::from_secs(1));
         let text = metrics.encode();
         assert!(
-            text.contains(r#"rowhook_rows_delivered_total{subscription="7",table="appointment"} 3"#),
+            text.contains(
+                r#"rowhook_rows_delivered_total{subscription="7",table="appointment"} 3"#
+            ),
             "{text}"
         );
         assert!(text.contains(

@@ -16,9 +16,9 @@ use chrono::NaiveDateTime;
 use tokio::sync::mpsc;
 
 use super::batch::{Batch, Oversized, Piece};
+use super::metrics::SubMetrics;
 use super::pages::Cut;
 use super::read_ahead::{read_ahead, PageFeed};
-use super::metrics::SubMetrics;
 use super::{Context, FailedBatch, Job, Outcome, TickTimes};
 use crate::db::{DbError, WatchedTable};
 use crate::delivery::signing::Signer;
@@ -72,7 +72,9 @@ impl<'a> Run<'a> {
             times,
             ticked,
             secrets: job.secrets.clone(),
-            metrics: ctx.metrics.of(job.subscription.id, &job.subscription.target.name),
+            metrics: ctx
+                .metrics
+                .of(job.subscription.id, &job.subscription.target.name),
         }
     }
 
