@@ -17,6 +17,7 @@ mod exactness;
 mod health;
 mod helpers;
 mod hostile_rows;
+mod http;
 mod layers;
 mod paging;
 mod privilege;
