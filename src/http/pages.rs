@@ -99,7 +99,7 @@ fn page(title: &str, refresh: bool, body: &str) -> Html<String> {
 
 const STYLE: &str = "body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}\
 table{border-collapse:collapse;margin:.5em 0 1.5em}th,td{border:1px solid #ccc;padding:3px 6px;\
-text-align:left;vertical-align:top}th{background:#f0f0f0}.active,.SENT{color:#176f2c}\
+text-align:left;vertical-align:top}td.url{word-break:break-all;min-width:12em}td.act{min-width:8em}th{background:#f0f0f0}.active,.SENT{color:#176f2c}\
 .backing-off,.deactivated,.invalid,.FAILED{color:#b00020;font-weight:bold}.SKIPPED{color:#a15c00}\
 form{display:inline;margin-right:.4em}pre{background:#f6f6f6;padding:.5em;white-space:pre-wrap}\
 .note{color:#555}";
@@ -183,7 +183,7 @@ fn subscriptions_table(
             out,
             "<tr id=\"sub-{n}\"><td><a href=\"/subscriptions/{n}{q}\">{n}</a></td>\
              <td class=\"{state}\">{state}</td><td>{table}</td><td>{lag}</td><td>{success}</td>\
-             <td>{failure}</td><td>{fails}</td><td>{retry}</td><td>{url}</td><td>",
+             <td class=\"why\">{failure}</td><td>{fails}</td><td>{retry}</td><td class=\"url\">{url}</td><td class=\"act\">",
             n = row.num,
             q = carry.query,
             table = esc(&row.watch_table),
@@ -226,7 +226,7 @@ fn form(
     let _ = write!(
         out,
         "<form method=\"post\" action=\"/subscriptions/{id}/{action}\" class=\"{action}\">{extra}\
-         <input type=\"password\" name=\"token\" placeholder=\"token\" size=\"8\" value=\"{token}\" \
+         <input type=\"password\" name=\"token\" placeholder=\"token\" size=\"6\" value=\"{token}\" \
          autocomplete=\"off\"><button type=\"submit\">{label}</button></form>",
         token = esc(&carry.token),
         label = esc(label),
@@ -261,7 +261,7 @@ fn attempts_table(out: &mut String, records: &[DeliveryRecord], carry: &Carry) {
         let _ = write!(
             out,
             "<tr><td>{at}</td><td>{sub}</td><td>{table}</td><td class=\"{status}\">{status}</td>\
-             <td>{http}</td><td>{rows}</td><td>{keys}</td><td>{attempt}</td><td>{ms}</td><td>{error}</td></tr>",
+             <td>{http}</td><td>{rows}</td><td>{keys}</td><td>{attempt}</td><td>{ms}</td><td class=\"why\">{error}</td></tr>",
             at = esc(&datetime::format(r.attempted_at)),
             sub = r.subscription,
             table = esc(&r.watch_table),
@@ -440,7 +440,12 @@ pub async fn retry(
         return refused.into_response();
     }
     let done = web.inner.db.retry_now(SubscriptionId(id)).await;
-    acted(id, done, "is due now: its next retry is not waited for")
+    acted(
+        id,
+        done,
+        "is due now: its next retry is not waited for",
+        &form,
+    )
 }
 
 /// `POST /subscriptions/{id}/reactivate`: as `rowhook subscriptions reactivate`.
@@ -454,7 +459,12 @@ pub async fn reactivate(
         return refused.into_response();
     }
     let done = web.inner.db.reactivate(SubscriptionId(id)).await;
-    acted(id, done, "is reactivated: due now, from its DateTimeStart")
+    acted(
+        id,
+        done,
+        "is reactivated: due now, from its DateTimeStart",
+        &form,
+    )
 }
 
 /// `POST /subscriptions/{id}/replay` with `since`: as `rowhook replay`.
@@ -481,11 +491,14 @@ pub async fn replay(
         id,
         done,
         &format!("will re-send changes since {}", datetime::format(at)),
+        &form,
     )
 }
 
-/// The answer to an action.
-fn acted(id: i64, done: Result<bool, DbError>, what: &str) -> Response {
+/// The answer to an action; its link back carries the token a browser's
+/// form sent, as the page's own links do.
+fn acted(id: i64, done: Result<bool, DbError>, what: &str, form: &[u8]) -> Response {
+    let carry = Carry::of(&Reader::Token(param(form, "token")));
     match done {
         Ok(true) => {
             tracing::info!(
@@ -494,8 +507,9 @@ fn acted(id: i64, done: Result<bool, DbError>, what: &str) -> Response {
                 "Operator action from the status page."
             );
             let body = format!(
-                "<h1>rowhook</h1><p>Subscription {id} {}.</p><p><a href=\"/\">Back</a></p>",
-                esc(what)
+                "<h1>rowhook</h1><p>Subscription {id} {}.</p><p><a href=\"/{}\">Back</a></p>",
+                esc(what),
+                esc(&carry.query)
             );
             page("rowhook: done", false, &body).into_response()
         }
