@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -48,9 +48,10 @@ pub struct FailureLabels {
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
-/// Request durations, 5 ms to about 40 s.
+/// Request durations: few buckets, as there is a histogram per
+/// subscription (a timeout, 30 s by default, falls in the last).
 fn request_histogram() -> Histogram {
-    Histogram::new(exponential_buckets(0.005, 2.0, 14))
+    Histogram::new([0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0])
 }
 
 /// Every metric family, registered once.
@@ -71,7 +72,11 @@ pub struct SubMetrics {
     table: String,
     rows: Counter,
     batches: Counter,
-    failures: [Counter; FailureClass::ALL.len()],
+    /// Made at the first failure of each class: most subscriptions never
+    /// fail most ways, and eight series each would be most of a scrape.
+    failures: [OnceLock<Counter>; FailureClass::ALL.len()],
+    failure_family: Family<FailureLabels, Counter>,
+    subscription: i64,
     consecutive_failures: Gauge,
     backing_off: Gauge,
     deactivated: Gauge,
@@ -90,7 +95,15 @@ impl SubMetrics {
     /// An attempt that did not count, and why.
     pub fn failed(&self, class: FailureClass, took: Duration) {
         let at = FailureClass::ALL.iter().position(|c| *c == class);
-        if let Some(counter) = at.and_then(|n| self.failures.get(n)) {
+        if let Some(slot) = at.and_then(|n| self.failures.get(n)) {
+            let counter = slot.get_or_init(|| {
+                let labels = FailureLabels {
+                    subscription: self.subscription,
+                    table: self.table.clone(),
+                    class: class.as_str(),
+                };
+                self.failure_family.get_or_create(&labels).clone()
+            });
             counter.inc();
         }
         self.request_seconds.observe(took.as_secs_f64());
@@ -271,19 +284,13 @@ impl Metrics {
             subscription: id.0,
             table: table.to_owned(),
         };
-        let failures = FailureClass::ALL.map(|class| {
-            let labels = FailureLabels {
-                subscription: id.0,
-                table: table.to_owned(),
-                class: class.as_str(),
-            };
-            f.failures.get_or_create(&labels).clone()
-        });
         SubMetrics {
             table: table.to_owned(),
             rows: f.rows.get_or_create(&labels).clone(),
             batches: f.batches.get_or_create(&labels).clone(),
-            failures,
+            failures: Default::default(),
+            failure_family: f.failures.clone(),
+            subscription: id.0,
             consecutive_failures: f.consecutive_failures.get_or_create(&labels).clone(),
             backing_off: f.backing_off.get_or_create(&labels).clone(),
             deactivated: f.deactivated.get_or_create(&labels).clone(),
