@@ -476,3 +476,31 @@ async fn secrets_appear_in_no_page_and_no_metric() {
     }
     served.stop().await;
 }
+
+/// The page's Retry now is `rowhook subscriptions retry`: the next retry
+/// goes, the failure count stays.
+#[tokio::test]
+async fn subscriptions_retry_clears_the_wait_and_keeps_the_count() {
+    let app = TestApp::mysql().await;
+    let db = &app.db;
+    let id = app.subscribe_to("/").await.to_string();
+    db.exec(
+        "INSERT INTO rowhook_health (subscription_num, consecutive_failures, last_failure_at, \
+         last_failure_reason, next_retry_at) VALUES (?, 3, NOW(), 'HTTP 500', NOW() + INTERVAL 1 HOUR)",
+        &[&id],
+    )
+    .await;
+    let (code, out, err) = run(Some(&db.url), &["subscriptions", "retry", &id]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let health = db
+        .text(
+            "SELECT CONCAT(consecutive_failures, ' ', COALESCE(next_retry_at, 'none')) \
+             FROM rowhook_health WHERE subscription_num = ?",
+            &[&id],
+        )
+        .await;
+    assert_eq!(health.as_deref(), Some("3 none"));
+    let (code, _, err) = run(Some(&db.url), &["subscriptions", "retry", "999999"]).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("no subscription 999999"), "{err}");
+}
