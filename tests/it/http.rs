@@ -504,3 +504,39 @@ async fn subscriptions_retry_clears_the_wait_and_keeps_the_count() {
     assert_ne!(code, 0);
     assert!(err.contains("no subscription 999999"), "{err}");
 }
+
+#[tokio::test]
+async fn an_open_transaction_holding_windows_back_is_counted() {
+    let app = TestApp::mysql().await;
+    let db = &app.db;
+    db.script("ALTER TABLE appointment ENGINE = InnoDB").await;
+    app.subscribe_to("/").await;
+    let served = Served::start(&app, &[]).await;
+    let (ticked, text) = until(&served, "/metrics", |_, text| {
+        value(text, "rowhook_ticks_total") >= Some(2.0)
+    })
+    .await;
+    assert!(ticked, "{text}");
+    assert_eq!(
+        value(&text, "rowhook_windows_held_back_total"),
+        Some(0.0),
+        "{text}"
+    );
+    let writer = sqlx::MySqlPool::connect(&db.url).await.expect("a writer");
+    let mut open = writer.begin().await.unwrap();
+    sqlx::query("INSERT INTO appointment (PatNum, Note) VALUES (1, 'open')")
+        .execute(&mut *open)
+        .await
+        .unwrap();
+    let (held, text) = until(&served, "/metrics", |_, text| {
+        value(text, "rowhook_windows_held_back_total") >= Some(1.0)
+    })
+    .await;
+    open.commit().await.unwrap();
+    writer.close().await;
+    assert!(
+        held,
+        "a tick held back by the open transaction is counted:\n{text}"
+    );
+    served.stop().await;
+}
