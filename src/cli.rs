@@ -4,6 +4,7 @@
 //! Every flag has an environment variable, so a systemd `EnvironmentFile`
 //! can hold the whole configuration and no secret appears in `ps`.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -199,6 +200,8 @@ pub enum SubscriptionsCommand {
         #[arg(long)]
         body: BodyChoice,
     },
+    /// Make a subscription that is backing off due at once (keeps its failure count).
+    Retry { subscription: i64 },
 }
 
 /// The body of subscriptions that have not chosen one.
@@ -271,6 +274,15 @@ pub struct RunArgs {
     /// Process every due subscription once, then exit (for cron and tests).
     #[arg(long)]
     pub once: bool,
+    /// Serve /metrics, /healthz, /readyz and a status page at this address,
+    /// e.g. 127.0.0.1:9464. Off unless given.
+    #[arg(long, env = "ROWHOOK_HTTP")]
+    pub http: Option<SocketAddr>,
+    /// A file holding the bearer token the status page's actions (and, when
+    /// given, every page but /healthz and /readyz) require. Needed to bind
+    /// --http to anything but loopback.
+    #[arg(long, env = "ROWHOOK_HTTP_TOKEN_FILE")]
+    pub http_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -3,7 +3,8 @@
 //! Every value comes from a `--flag` or its `ROWHOOK_*` environment variable
 //! (see [`crate::cli`]); subscriptions themselves are rows, not settings.
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::delivery::destination::NetworkPolicy;
@@ -59,6 +60,71 @@ impl Settings {
             destinations: &self.destinations,
             ca_file: self.ca_file.as_deref(),
         }
+    }
+}
+
+/// The HTTP endpoint's settings (`--http`, `--http-token-file`).
+///
+/// On loopback a token is optional: only this machine can connect, as only
+/// it can run `rowhook status`. Elsewhere anyone on the network could read
+/// the status page (which shows rows, patient data) and act, so a token is
+/// required and rowhook refuses to start without one.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HttpSettings {
+    pub addr: SocketAddr,
+    /// The bearer token; `None` on loopback without `--http-token-file`.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for HttpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSettings")
+            .field("addr", &self.addr)
+            .field("token", &self.token.as_ref().map(|_| "(set)"))
+            .finish()
+    }
+}
+
+/// Why the HTTP endpoint's settings cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpSettingsError {
+    #[error(
+        "--http {0} is not a loopback address: anyone on the network could read the status page          and act on subscriptions; give --http-token-file (a file holding a bearer token), or          bind 127.0.0.1"
+    )]
+    TokenRequired(SocketAddr),
+    #[error("cannot read --http-token-file {path}: {source}")]
+    Unreadable {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("--http-token-file {0} is empty")]
+    EmptyToken(String),
+}
+
+impl HttpSettings {
+    /// Checks the address against the token file, reading the token.
+    pub fn new(addr: SocketAddr, token_file: Option<&Path>) -> Result<Self, HttpSettingsError> {
+        let token = match token_file {
+            None => None,
+            Some(path) => {
+                let shown = path.display().to_string();
+                let text = std::fs::read_to_string(path).map_err(|source| {
+                    HttpSettingsError::Unreadable {
+                        path: shown.clone(),
+                        source,
+                    }
+                })?;
+                let token = text.trim();
+                if token.is_empty() {
+                    return Err(HttpSettingsError::EmptyToken(shown));
+                }
+                Some(token.to_owned())
+            }
+        };
+        if token.is_none() && !addr.ip().is_loopback() {
+            return Err(HttpSettingsError::TokenRequired(addr));
+        }
+        Ok(Self { addr, token })
     }
 }
 
@@ -132,5 +198,24 @@ mod tests {
             Ok(Some(Duration::from_secs(90)))
         );
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn http_off_loopback_needs_a_token() {
+        let lan: SocketAddr = "0.0.0.0:9464".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:9464".parse().unwrap();
+        assert!(matches!(
+            HttpSettings::new(lan, None),
+            Err(HttpSettingsError::TokenRequired(_))
+        ));
+        assert_eq!(HttpSettings::new(local, None).unwrap().token, None);
+        let file = std::env::temp_dir().join(format!("rowhook_token_{}", std::process::id()));
+        std::fs::write(&file, "  s3cret\n").unwrap();
+        let with = HttpSettings::new(lan, Some(&file)).unwrap();
+        std::fs::write(&file, "\n").unwrap();
+        let empty = HttpSettings::new(lan, Some(&file));
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(with.token.as_deref(), Some("s3cret"));
+        assert!(matches!(empty, Err(HttpSettingsError::EmptyToken(_))));
     }
 }

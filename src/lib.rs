@@ -29,8 +29,9 @@
 //! * [`daemon`]: ticks until shutdown.
 //! * The binary's edge: [`commands`] (one file per subcommand), [`cli`],
 //!   [`telemetry`], [`shutdown`], [`env_file`] (`--config`), `windows/`
-//!   (the Windows service and Event Log), and [`receiver`] (the demo's and
-//!   the tests' webhook receiver).
+//!   (the Windows service and Event Log), [`http`] (`--http`: metrics,
+//!   health and the status page), and [`receiver`] (the demo's and the
+//!   tests' webhook receiver).
 #![cfg_attr(not(windows), forbid(unsafe_code))]
 // On Windows the calls into Win32 in `windows::ffi` are the only unsafe code.
 #![cfg_attr(windows, deny(unsafe_code))]
@@ -52,6 +53,7 @@ pub mod daemon;
 pub mod cli;
 pub mod commands;
 pub mod env_file;
+pub mod http;
 pub mod receiver;
 pub mod shutdown;
 pub mod telemetry;

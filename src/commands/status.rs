@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::cli::{DbArgs, StatusArgs};
 use crate::config::default_workstation;
 use crate::domain::health::Health;
-use crate::domain::subscription::{Parsed, SubscriptionRow};
+use crate::domain::subscription::SubscriptionRow;
 
 /// Prints the status table (or JSON).
 pub async fn run(db_args: &DbArgs, args: &StatusArgs) -> anyhow::Result<()> {
@@ -79,30 +79,11 @@ pub async fn run(db_args: &DbArgs, args: &StatusArgs) -> anyhow::Result<()> {
 }
 
 fn describe(row: &SubscriptionRow, health: &Health, now: NaiveDateTime, ours: &str) -> Value {
-    let (state, url, reason) = match row.parse() {
-        Err(error) => ("invalid".to_owned(), None, Some(error.to_string())),
-        Ok(Parsed::UiEvent { .. }) => ("ui-event".to_owned(), None, None),
-        Ok(Parsed::Database(s)) => {
-            let state = if !s.workstation.matches(ours) {
-                "other-workstation"
-            } else if health.deactivated_at.is_some() {
-                "deactivated"
-            } else if s.is_expired(now) {
-                "expired"
-            } else if !health.may_attempt(now) {
-                "backing-off"
-            } else {
-                "active"
-            };
-            (state.to_owned(), Some(s.endpoint.to_string()), None)
-        }
-    };
-    let lag = crate::domain::subscription::parse_od_datetime("DateTimeStart", &row.date_time_start)
-        .ok()
-        .and_then(|start| (now - start).to_std().ok())
-        .map(|d| {
-            humantime::format_duration(std::time::Duration::from_secs(d.as_secs())).to_string()
-        });
+    let status = crate::domain::status::describe(row, health, now, ours);
+    let lag = status
+        .lag
+        .map(|d| humantime::format_duration(d).to_string());
+    let (state, url, reason) = (status.state.as_str(), status.url, status.reason);
     json!({
         "subscription": row.num,
         "state": state,
@@ -117,6 +98,6 @@ fn describe(row: &SubscriptionRow, health: &Health, now: NaiveDateTime, ours: &s
         "consecutive_failures": health.consecutive_failures,
         "next_retry": health.next_retry_at.map(|t| super::when(Some(t))),
         "url": url,
-        "reason": reason.or_else(|| (!health.last_failure_reason.is_empty()).then(|| health.last_failure_reason.clone())),
+        "reason": reason,
     })
 }

@@ -1,6 +1,6 @@
-//! `rowhook subscriptions list|add|stop|remove|reactivate|set`: conveniences
-//! that write ordinary Open Dental rows (and, for `set`, rowhook's own
-//! `rowhook_body`).
+//! `rowhook subscriptions list|add|stop|remove|reactivate|retry|set`:
+//! conveniences that write ordinary Open Dental rows (and, for `set`,
+//! rowhook's own `rowhook_body`).
 
 use anyhow::{bail, Context as _};
 use serde_json::json;
@@ -42,6 +42,14 @@ async fn dispatch(db: &Database, command: &SubscriptionsCommand) -> anyhow::Resu
                 .remove_subscription(SubscriptionId(*subscription))
                 .await?;
             report(found, *subscription, "removed")
+        }
+        SubscriptionsCommand::Retry { subscription } => {
+            let found = db.retry_now(SubscriptionId(*subscription)).await?;
+            report(
+                found,
+                *subscription,
+                "due now: its next retry is not waited for",
+            )
         }
         SubscriptionsCommand::Reactivate { subscription } => {
             let found = db.reactivate(SubscriptionId(*subscription)).await?;

@@ -50,12 +50,15 @@ pub async fn run(ctx: Context, once: bool) -> Summary {
     let mut outage = outage::Outage::default();
     loop {
         let started = Instant::now();
+        let metrics = &ticker.ctx().metrics;
         let phase = match ticker.tick(&tracker).await {
             Ok(phase) => {
+                metrics.tick_done(started.elapsed());
                 outage.answered();
                 Some(phase)
             }
             Err(error) => {
+                metrics.database_error(&error);
                 outage.failed(&ticker.ctx().db, &error);
                 None
             }

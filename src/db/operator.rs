@@ -217,6 +217,22 @@ impl Database {
         Ok(true)
     }
 
+    /// Makes a subscription that is backing off due at once: its next
+    /// retry is cleared, its failure count and deactivation are kept.
+    /// Returns false when no such subscription exists.
+    pub async fn retry_now(&self, id: SubscriptionId) -> Result<bool, DbError> {
+        if !self.subscription_exists(id).await? {
+            return Ok(false);
+        }
+        with_pool!(self, pool => {
+            sqlx::query("UPDATE rowhook_health SET next_retry_at = NULL WHERE subscription_num = ?")
+                .bind(id.0)
+                .execute(pool)
+                .await?;
+        });
+        Ok(true)
+    }
+
     /// Whether `apisubscription` has this row.
     pub async fn subscription_exists(&self, id: SubscriptionId) -> Result<bool, DbError> {
         let n: i64 = with_pool!(self, pool => {

@@ -14,5 +14,6 @@ pub mod health;
 pub mod opendental;
 pub mod progress;
 pub mod secret;
+pub mod status;
 pub mod subscription;
 pub mod watch_table;

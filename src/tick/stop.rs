@@ -24,6 +24,7 @@ use chrono::{NaiveDateTime, Timelike};
 use super::lock;
 use crate::config::Settings;
 use crate::db::{Database, DbError, OpenWrites};
+use crate::window::metrics::Metrics;
 
 /// How long an open transaction may hold windows back before an operator
 /// is told (once per transaction).
@@ -49,6 +50,7 @@ impl SafeStop {
         db: &Database,
         settings: &Settings,
         now: NaiveDateTime,
+        metrics: &Metrics,
     ) -> Result<NaiveDateTime, DbError> {
         let lag = |d: Duration| {
             let t = now - chrono::Duration::from_std(d).unwrap_or_default();
@@ -59,6 +61,9 @@ impl SafeStop {
             OpenWrites::None => stop,
             OpenWrites::Since(earliest) => {
                 self.notice_hold(now, earliest);
+                if earliest < stop {
+                    metrics.held_back();
+                }
                 stop.min(earliest)
             }
             // Nothing is known about transactions begun since the list was

@@ -51,6 +51,7 @@ impl Ticker {
             Ok(outcome) => self.record(admitted, &outcome, times.clock.local).await,
             Err(error) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
+                self.ctx.metrics.database_error(&error);
                 self.tables.forget(&job.subscription.target.name);
                 if error.is_missing_grant() {
                     tracing::error!(%error,

@@ -1,11 +1,15 @@
 //! What every window shares: the database, the HTTP client, the settings,
-//! the shutdown token, the delivery log and the shared page reads.
+//! the shutdown token, the delivery log, the shared page reads and the
+//! metrics.
 //!
 //! [`Context::new`] is the one place these are put together, for `rowhook
 //! run`, the demo and the tests alike.
 
+use std::sync::Arc;
+
 use tokio_util::sync::CancellationToken;
 
+use super::metrics::Metrics;
 use super::pages::Pages;
 use crate::config::Settings;
 use crate::db::Database;
@@ -22,6 +26,8 @@ pub struct Context {
     pub journal: Journal,
     /// Page reads shared by concurrent windows of the same table.
     pub pages: Pages,
+    /// What the daemon counts, for `/metrics` and `/readyz`.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Context {
@@ -41,6 +47,7 @@ impl Context {
             shutdown,
             journal,
             pages: Pages::default(),
+            metrics: Arc::default(),
         })
     }
 }

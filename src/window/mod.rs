@@ -22,6 +22,7 @@
 
 pub mod batch;
 mod context;
+pub mod metrics;
 pub mod pages;
 pub mod plan;
 pub mod read_ahead;

@@ -16,6 +16,7 @@ use chrono::NaiveDateTime;
 use tokio::sync::mpsc;
 
 use super::batch::{Batch, Oversized, Piece};
+use super::metrics::SubMetrics;
 use super::pages::Cut;
 use super::read_ahead::{read_ahead, PageFeed};
 use super::{Context, FailedBatch, Job, Outcome, TickTimes};
@@ -50,6 +51,8 @@ pub(super) struct Run<'a> {
     ticked: Instant,
     /// Read by the tick, or when the first batch is about to go.
     secrets: Option<StoredSecrets>,
+    /// This subscription's counters.
+    metrics: Arc<SubMetrics>,
 }
 
 impl<'a> Run<'a> {
@@ -71,6 +74,9 @@ impl<'a> Run<'a> {
             times,
             ticked,
             secrets: job.secrets.clone(),
+            metrics: ctx
+                .metrics
+                .of(job.subscription.id, &job.subscription.target.name),
         }
     }
 
@@ -214,7 +220,12 @@ impl<'a> Run<'a> {
             result = sending => result,
             () = self.ctx.shutdown.cancelled() => return ControlFlow::Break(Outcome::Abandoned),
         };
-        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let took = started.elapsed();
+        let elapsed_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+        match &result {
+            Ok(()) => self.metrics.delivered(batch.keys.len(), took),
+            Err(failure) => self.metrics.failed(failure.class(), took),
+        }
         let verdict = result
             .as_ref()
             .map_or_else(|f| f.verdict(), |()| Verdict::Sent);

@@ -20,6 +20,7 @@ mod exactness;
 mod health;
 mod helpers;
 mod hostile_rows;
+mod http;
 mod layers;
 mod opendental;
 mod paging;
