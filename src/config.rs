@@ -159,7 +159,7 @@ impl Default for Settings {
 /// "localhost" if the OS will not say.
 pub fn default_workstation() -> String {
     #[cfg(windows)]
-    if let Some(name) = crate::windows::ffi::netbios_name() {
+    if let Some(name) = crate::win32::netbios_name() {
         return name;
     }
     hostname::get()

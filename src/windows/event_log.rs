@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tracing::{Level, Metadata};
 use tracing_subscriber::fmt::MakeWriter;
 
-use super::ffi::{EventSource, Severity};
+use crate::win32::{EventSource, Severity};
 
 /// The Event Log source name, registered by `rowhook service install`.
 pub const SOURCE: &str = "rowhook";

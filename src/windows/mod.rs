@@ -1,7 +1,6 @@
-//! Windows only: the NetBIOS computer name, the Event Log, and the service
-//! that runs `rowhook run` under the Service Control Manager.
+//! Windows only: the Event Log, and the service that runs `rowhook run`
+//! under the Service Control Manager. The raw Win32 calls are in
+//! `win32.rs`.
 
 pub mod event_log;
-#[allow(unsafe_code)]
-pub mod ffi;
 pub mod service;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 /// The layers, lowest first; a module's top-level name decides its layer.
 const LAYERS: &[&[&str]] = &[
-    &["domain"],
+    &["domain", "win32"],
     &["db"],
     &["delivery"],
     &["config"],
@@ -25,6 +25,8 @@ const LAYERS: &[&[&str]] = &[
         "shutdown",
         "receiver",
         "http",
+        "env_file",
+        "windows",
         "main",
         "lib",
     ],
