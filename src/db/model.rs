@@ -118,6 +118,19 @@ pub struct WatchedTable {
 }
 
 impl WatchedTable {
+    /// The columns a body reads: all of them, or those Open Dental's
+    /// element is made from (the plan spells them as the table does).
+    pub(super) fn columns_for(&self, body: Body<'_>) -> Vec<&Column> {
+        match body {
+            Body::Columns => self.columns.iter().collect(),
+            Body::OpenDental { plan, .. } => plan
+                .columns()
+                .iter()
+                .filter_map(|name| self.columns.iter().find(|c| c.name == *name))
+                .collect(),
+        }
+    }
+
     /// The body this table's rows are read in for a subscription that asks
     /// for `kind`: Open Dental's only where it has one.
     pub fn body_for(&self, kind: BodyKind) -> BodyKind {

@@ -170,14 +170,7 @@ pub(super) async fn fetch_page(
     after: Option<Cursor>,
     limit: u32,
 ) -> Result<Page, DbError> {
-    let columns: Vec<&Column> = match body {
-        Body::Columns => table.columns.iter().collect(),
-        Body::OpenDental { plan, .. } => plan
-            .columns()
-            .iter()
-            .filter_map(|name| table.columns.iter().find(|c| c.name == *name))
-            .collect(),
-    };
+    let columns = table.columns_for(body);
     let mut sql = String::from("SELECT ");
     for column in &columns {
         sql.push_str(&quote(&column.name, '"'));

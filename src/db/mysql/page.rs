@@ -73,7 +73,7 @@ pub(in crate::db) async fn fetch_page(
     after: Option<Cursor>,
     limit: u32,
 ) -> Result<Page, DbError> {
-    let columns = body_columns(table, body);
+    let columns = table.columns_for(body);
     let reader = Reader {
         pool,
         table,
@@ -194,19 +194,6 @@ impl Reader<'_> {
 }
 
 /// Every column, then the stamp and the key again for the cursor.
-/// The columns a body reads: all of them, or those Open Dental's element
-/// is made from (the plan spells them as the table does).
-fn body_columns<'a>(table: &'a WatchedTable, body: Body<'_>) -> Vec<&'a Column> {
-    match body {
-        Body::Columns => table.columns.iter().collect(),
-        Body::OpenDental { plan, .. } => plan
-            .columns()
-            .iter()
-            .filter_map(|name| table.columns.iter().find(|c| c.name == *name))
-            .collect(),
-    }
-}
-
 fn select_list(table: &WatchedTable, columns: &[&Column], zone: &str) -> String {
     let mut sql = String::new();
     for column in columns {
