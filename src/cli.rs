@@ -345,6 +345,11 @@ pub struct AgentArgs {
     pub ca_file: Option<PathBuf>,
     #[command(flatten)]
     pub default: DefaultBody,
+    /// How long a subscription's lease lasts unrenewed when agents share a
+    /// MariaDB database: another agent takes over within this plus two ticks
+    /// of the holder's death (at least 2s).
+    #[arg(long, env = "ROWHOOK_LEASE", default_value = "10s", value_parser = config::parse_lease)]
+    pub lease: Duration,
     /// Subscriptions processed at the same time.
     #[arg(long, env = "ROWHOOK_CONCURRENCY", default_value_t = 16,
           value_parser = clap::value_parser!(u16).range(1..))]
@@ -374,6 +379,7 @@ impl AgentArgs {
             destinations: self.network_policy(),
             ca_file: self.ca_file.clone(),
             body: self.default.body,
+            lease: self.lease,
             ..Settings::default()
         }
     }

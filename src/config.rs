@@ -11,6 +11,7 @@ use crate::delivery::destination::NetworkPolicy;
 use crate::delivery::sender::HttpOptions;
 use crate::domain::body::BodyKind;
 use crate::domain::health::RetryPolicy;
+use crate::domain::lease::{DEFAULT_LEASE, MIN_LEASE};
 
 /// Open Dental's own batch size, and the most rowhook will send at once.
 pub const MAX_BATCH_SIZE: u32 = 1000;
@@ -49,6 +50,9 @@ pub struct Settings {
     pub ca_file: Option<PathBuf>,
     /// The body of a subscription that has not chosen one.
     pub body: BodyKind,
+    /// How long a subscription's lease lasts without renewal (MariaDB);
+    /// another agent takes it over within this plus two ticks.
+    pub lease: Duration,
 }
 
 impl Settings {
@@ -149,6 +153,7 @@ impl Default for Settings {
             destinations: NetworkPolicy::default(),
             ca_file: None,
             body: BodyKind::OpenDental,
+            lease: DEFAULT_LEASE,
         }
     }
 }
@@ -171,6 +176,19 @@ pub fn default_workstation() -> String {
 /// `--max-lookback`: zero means unlimited.
 pub fn lookback(d: Duration) -> Option<Duration> {
     (!d.is_zero()).then_some(d)
+}
+
+/// `--lease`: a duration of at least [`MIN_LEASE`], whose renewals (every
+/// quarter of it) then fit between one-second ticks.
+pub fn parse_lease(text: &str) -> Result<Duration, String> {
+    let lease = parse_duration(text)?;
+    if lease < MIN_LEASE {
+        return Err(format!(
+            "{text:?} is shorter than the shortest lease, {}s",
+            MIN_LEASE.as_secs()
+        ));
+    }
+    Ok(lease)
 }
 
 /// Parses a duration given as seconds (`30`) or with units (`30s`, `2m`).
@@ -198,6 +216,14 @@ mod tests {
             Ok(Some(Duration::from_secs(90)))
         );
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn a_lease_is_at_least_two_seconds() {
+        assert_eq!(parse_lease("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_lease("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_lease("1500ms").is_err());
+        assert!(parse_lease("0").is_err());
     }
 
     #[test]

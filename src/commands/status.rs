@@ -1,5 +1,6 @@
 //! `rowhook status`: one line per subscription, from the same tables the
-//! daemon reads and writes.
+//! daemon reads and writes, with the agent holding its lease where agents
+//! share the database.
 
 use chrono::NaiveDateTime;
 use serde_json::{json, Value};
@@ -7,6 +8,7 @@ use serde_json::{json, Value};
 use crate::cli::{DbArgs, StatusArgs};
 use crate::config::default_workstation;
 use crate::domain::health::Health;
+use crate::domain::status;
 use crate::domain::subscription::SubscriptionRow;
 
 /// Prints the status table (or JSON).
@@ -28,6 +30,9 @@ pub async fn run(db_args: &DbArgs, args: &StatusArgs) -> anyhow::Result<()> {
                 snapshot.bodies.get(&row.id()),
                 default_body
             ));
+            let holder = status::holder(snapshot.leases.get(&row.id()), snapshot.clock);
+            line["holder"] = json!(holder.as_ref().map(status::Holder::shown));
+            line["holder_since"] = json!(holder.map(|h| super::when(Some(h.since))));
             line
         })
         .collect();
@@ -41,6 +46,8 @@ pub async fn run(db_args: &DbArgs, args: &StatusArgs) -> anyhow::Result<()> {
         "WORKSTATION",
         "TABLE",
         "BODY",
+        "HOLDER",
+        "SINCE",
         "POLL",
         "LAG",
         "LAST SUCCESS",
@@ -61,6 +68,8 @@ pub async fn run(db_args: &DbArgs, args: &StatusArgs) -> anyhow::Result<()> {
         "workstation",
         "table",
         "body",
+        "holder",
+        "holder_since",
         "polling_seconds",
         "lag",
         "last_success",
@@ -79,7 +88,7 @@ pub async fn run(db_args: &DbArgs, args: &StatusArgs) -> anyhow::Result<()> {
 }
 
 fn describe(row: &SubscriptionRow, health: &Health, now: NaiveDateTime, ours: &str) -> Value {
-    let status = crate::domain::status::describe(row, health, now, ours);
+    let status = status::describe(row, health, now, ours);
     let lag = status
         .lag
         .map(|d| humantime::format_duration(d).to_string());

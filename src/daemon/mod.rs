@@ -12,7 +12,9 @@
 //! process happened to start.
 //!
 //! At shutdown a POST in flight is abandoned (its watermark is not moved);
-//! the wait is capped at 10 s, below systemd's `TimeoutStopSec`.
+//! the wait is capped at 10 s, below systemd's `TimeoutStopSec`. When every
+//! window has ended, the agent's leases are let go, so a standby takes over
+//! on its next tick instead of after they expire.
 //!
 //! Each tick's work is [`crate::tick`]'s; each window's is
 //! [`crate::window`]'s. `rowhook run`, the demo and the tests all come in
@@ -66,7 +68,8 @@ pub async fn run(ctx: Context, once: bool) -> Summary {
         // A tick that failed still completed: a database that is down is
         // reported, not restarted for; a wedged one never gets here.
         supervise::watchdog();
-        if once {
+        // A lease taken over runs from the tick after (see `tick/lease.rs`).
+        if once && !ticker.took_over() {
             break;
         }
         let settings = &ticker.ctx().settings;
@@ -81,6 +84,10 @@ pub async fn run(ctx: Context, once: bool) -> Summary {
     let limit = if once { Duration::MAX } else { DRAIN_LIMIT };
     if tokio::time::timeout(limit, tracker.wait()).await.is_err() {
         tracing::warn!("In-flight windows did not stop in time; their watermarks were not moved.");
+    } else {
+        // Nothing runs under them any more: another agent may take them
+        // now rather than when they expire.
+        ticker.release_leases().await;
     }
     ticker.ctx().journal.flush().await;
     ticker.summary()

@@ -24,6 +24,8 @@ pub enum DbError {
     NotMigrated(String),
     #[error("the signing secret stored for subscription {0} is unusable: {1}; set one with `rowhook secret set` or `rotate`")]
     BadSecret(i64, crate::domain::secret::SecretError),
+    #[error("this agent no longer holds subscription {0}'s lease; another agent delivers it")]
+    LeaseLost(i64),
     #[error("{0}")]
     Sql(#[from] sqlx::Error),
 }

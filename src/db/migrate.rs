@@ -46,6 +46,11 @@ const MYSQL: &[(i64, &str, &str)] = &[
         "rowhook_body",
         include_str!("../../migrations/mysql/0006_rowhook_body.sql"),
     ),
+    (
+        7,
+        "rowhook_lease",
+        include_str!("../../migrations/mysql/0007_rowhook_lease.sql"),
+    ),
 ];
 
 const SQLITE: &[(i64, &str, &str)] = &[

@@ -16,7 +16,8 @@
 //! `sql.rs` (quoting, a window's `WHERE`, stamp text), `progress.rs` (the
 //! progress record and the `DateTimeStart` compare-and-set), `rows.rs` (the
 //! snapshot's rows, decoded once for both backends), `operator.rs` (health,
-//! the delivery log, operator commands), `secrets.rs`, `quiet.rs` (empty
+//! the delivery log, operator commands), `lease.rs` (which agent delivers
+//! each subscription, and the fence its writes carry), `secrets.rs`, `quiet.rs` (empty
 //! windows closed together), `demo.rs` (the demo's writer), [`encode`] (a
 //! row's columns as JSON) and `migrate.rs`.
 //!
@@ -39,6 +40,7 @@ macro_rules! with_pool {
 mod demo;
 pub mod encode;
 pub mod error;
+mod lease;
 mod lookups;
 mod migrate;
 pub mod model;

@@ -12,6 +12,7 @@ use super::encode::ColumnKind;
 use super::error::DbError;
 use crate::domain::body::BodyKind;
 use crate::domain::health::Health;
+use crate::domain::lease::LeaseRow;
 use crate::domain::opendental::{Lookups, Plan};
 use crate::domain::progress::{Clock, Cursor, Progress};
 use crate::domain::subscription::{SubscriptionId, SubscriptionRow};
@@ -54,6 +55,8 @@ pub struct Snapshot {
     /// The bodies chosen in `rowhook_body`, as stored (parsed when the
     /// subscription is admitted, so one bad value stops only its own).
     pub bodies: HashMap<SubscriptionId, String>,
+    /// Each subscription's lease, where one is kept (MariaDB).
+    pub leases: HashMap<SubscriptionId, LeaseRow>,
 }
 
 impl Snapshot {

@@ -49,11 +49,13 @@ pub(super) use page::fetch_page;
 
 use super::encode::{self, ColumnKind};
 use super::error::DbError;
+use super::lease::{lease_from, FENCED};
 use super::model::{
     choose_change_column, opendental_plan, Column, OpenWrites, PageRead, Snapshot, WatchedTable,
 };
 use super::rows::snapshot_entry;
 use super::sql::{format_time, parse_server_time, window_from, PageBinds};
+use crate::domain::lease::Fence;
 use crate::domain::progress::{Clock, Progress, Recheck, StartText, Window};
 use crate::domain::subscription::SubscriptionId;
 use crate::domain::watch_table::WatchTarget;
@@ -236,12 +238,15 @@ pub(super) async fn snapshot(pool: &MySqlPool, zone: &str) -> Result<Snapshot, D
                 CAST(h.last_failure_at AS CHAR) AS h_failure, \
                 CAST(h.next_retry_at AS CHAR) AS h_next_retry, \
                 CAST(h.deactivated_at AS CHAR) AS h_deactivated, h.last_failure_reason AS h_reason, \
-                b.body AS body \
+                b.body AS body, l.holder AS l_holder, CAST(l.epoch AS SIGNED) AS l_epoch, \
+                CAST(l.since AS CHAR) AS l_since, \
+                CAST(l.expires > UTC_TIMESTAMP(6) AS SIGNED) AS l_live \
          FROM (SELECT 1 AS one) AS tick \
          LEFT JOIN apisubscription s ON TRUE \
          LEFT JOIN rowhook_progress p ON p.subscription_num = s.ApiSubscriptionNum \
          LEFT JOIN rowhook_health h ON h.subscription_num = s.ApiSubscriptionNum \
          LEFT JOIN rowhook_body b ON b.subscription_num = s.ApiSubscriptionNum \
+         LEFT JOIN rowhook_lease l ON l.subscription_num = s.ApiSubscriptionNum \
          ORDER BY s.ApiSubscriptionNum",
     )
     .bind(zone)
@@ -265,11 +270,22 @@ pub(super) async fn snapshot(pool: &MySqlPool, zone: &str) -> Result<Snapshot, D
         progress: HashMap::new(),
         health: HashMap::new(),
         bodies: HashMap::new(),
+        leases: HashMap::new(),
     };
     for row in &rows {
-        if let Some(entry) = snapshot_entry(row)? {
-            snapshot.add(entry);
+        let Some(entry) = snapshot_entry(row)? else {
+            continue;
+        };
+        let lease = lease_from(
+            row.try_get("l_holder")?,
+            row.try_get("l_epoch")?,
+            row.try_get("l_since")?,
+            row.try_get("l_live")?,
+        )?;
+        if let Some(lease) = lease {
+            snapshot.leases.insert(entry.row.id(), lease);
         }
+        snapshot.add(entry);
     }
     Ok(snapshot)
 }
@@ -322,21 +338,29 @@ pub(super) async fn close_window(
     id: SubscriptionId,
     expected: &StartText,
     progress: &Progress,
+    fence: Option<&Fence>,
 ) -> Result<bool, DbError> {
-    let matched = sqlx::query(
+    let fenced = match fence {
+        Some(_) => format!(" AND {FENCED}"),
+        None => String::new(),
+    };
+    let sql = format!(
         "UPDATE apisubscription s JOIN rowhook_progress p ON p.subscription_num = s.ApiSubscriptionNum \
          SET s.DateTimeStart = ?, p.date_time_start = ?, p.watermark = ?, \
              p.window_stop = NULL, p.cursor_stamp = NULL, p.cursor_key = NULL \
-         WHERE s.ApiSubscriptionNum = ? AND s.DateTimeStart = ?",
-    )
-    .bind(progress.date_time_start.as_str())
-    .bind(progress.date_time_start.as_str())
-    .bind(format_time(progress.watermark))
-    .bind(id.0)
-    .bind(expected.as_str())
-    .execute(pool)
-    .await?
-    .rows_affected();
+         WHERE s.ApiSubscriptionNum = ? AND s.DateTimeStart = ?{fenced}"
+    );
+    let q = sqlx::query(&sql)
+        .bind(progress.date_time_start.as_str())
+        .bind(progress.date_time_start.as_str())
+        .bind(format_time(progress.watermark))
+        .bind(id.0)
+        .bind(expected.as_str());
+    let q = match fence {
+        Some(fence) => q.bind(id.0).bind(fence.holder.as_str()).bind(fence.epoch),
+        None => q,
+    };
+    let matched = q.execute(pool).await?.rows_affected();
     // sqlx asks for found rows: both rows matched, whether or not changed.
     Ok(matched == 2)
 }

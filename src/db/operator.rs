@@ -6,11 +6,13 @@
 use chrono::NaiveDateTime;
 use sqlx::Row;
 
+use super::lease::FENCED;
 use super::sql::{format_time, parse_server_time};
 use super::{Database, DbError};
 use crate::domain::attempt::{DeliveryRecord, DeliveryStatus, FailureClass};
 use crate::domain::body::BodyKind;
 use crate::domain::health::Health;
+use crate::domain::lease::Fence;
 use crate::domain::subscription::SubscriptionId;
 
 /// A new subscription row for `rowhook subscriptions add`.
@@ -59,8 +61,14 @@ fn opt_time(t: Option<NaiveDateTime>) -> Option<String> {
 }
 
 impl Database {
-    /// Stores a subscription's health.
-    pub async fn save_health(&self, id: SubscriptionId, h: &Health) -> Result<(), DbError> {
+    /// Stores a subscription's health; with a `fence`, only while this
+    /// agent holds the lease ([`DbError::LeaseLost`] otherwise).
+    pub async fn save_health(
+        &self,
+        id: SubscriptionId,
+        h: &Health,
+        fence: Option<&Fence>,
+    ) -> Result<(), DbError> {
         let upsert = match self {
             Database::MySql { .. } => " ON DUPLICATE KEY UPDATE consecutive_failures = VALUES(consecutive_failures), \
                  last_success_at = VALUES(last_success_at), last_failure_at = VALUES(last_failure_at), \
@@ -71,23 +79,33 @@ impl Database {
                  last_failure_at = excluded.last_failure_at, last_failure_reason = excluded.last_failure_reason, \
                  next_retry_at = excluded.next_retry_at, deactivated_at = excluded.deactivated_at",
         };
+        let fence = fence.filter(|_| self.has_leases());
+        let values = match fence {
+            Some(_) => format!("SELECT ?, ?, ?, ?, ?, ?, ? FROM DUAL WHERE {FENCED}"),
+            None => "VALUES (?, ?, ?, ?, ?, ?, ?)".to_owned(),
+        };
         let sql = format!(
             "INSERT INTO rowhook_health (subscription_num, consecutive_failures, last_success_at, \
-             last_failure_at, last_failure_reason, next_retry_at, deactivated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?){upsert}"
+             last_failure_at, last_failure_reason, next_retry_at, deactivated_at) {values}{upsert}"
         );
-        with_pool!(self, pool => {
-            sqlx::query(&sql)
+        let written = with_pool!(self, pool => {
+            let q = sqlx::query(&sql)
                 .bind(id.0)
                 .bind(i64::from(h.consecutive_failures))
                 .bind(opt_time(h.last_success_at))
                 .bind(opt_time(h.last_failure_at))
                 .bind(&h.last_failure_reason)
                 .bind(opt_time(h.next_retry_at))
-                .bind(opt_time(h.deactivated_at))
-                .execute(pool)
-                .await?;
+                .bind(opt_time(h.deactivated_at));
+            let q = match fence {
+                Some(fence) => q.bind(id.0).bind(fence.holder.as_str()).bind(fence.epoch),
+                None => q,
+            };
+            q.execute(pool).await?.rows_affected()
         });
+        if fence.is_some() && written == 0 {
+            return Err(DbError::LeaseLost(id.0));
+        }
         Ok(())
     }
 
@@ -213,7 +231,7 @@ impl Database {
             return Ok(false);
         }
         let health = Health::default();
-        self.save_health(id, &health).await?;
+        self.save_health(id, &health, None).await?;
         Ok(true)
     }
 
@@ -311,18 +329,21 @@ impl Database {
         .await
     }
 
-    /// Deletes the row and rowhook's own records of it, its secret included
-    /// (the delivery log
-    /// keeps its history until pruned).
+    /// Deletes the row and rowhook's own records of it, its secret and lease
+    /// included (the delivery log keeps its history until pruned).
     pub async fn remove_subscription(&self, id: SubscriptionId) -> Result<bool, DbError> {
         let mut removed = false;
-        for sql in [
+        let mut statements = vec![
             "DELETE FROM apisubscription WHERE ApiSubscriptionNum = ?",
             "DELETE FROM rowhook_progress WHERE subscription_num = ?",
             "DELETE FROM rowhook_health WHERE subscription_num = ?",
             "DELETE FROM rowhook_secret WHERE subscription_num = ?",
             "DELETE FROM rowhook_body WHERE subscription_num = ?",
-        ] {
+        ];
+        if self.has_leases() {
+            statements.push("DELETE FROM rowhook_lease WHERE subscription_num = ?");
+        }
+        for sql in statements {
             let n = with_pool!(self, pool => sqlx::query(sql).bind(id.0).execute(pool).await?.rows_affected());
             removed |= n > 0 && sql.contains("apisubscription");
         }

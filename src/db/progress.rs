@@ -25,8 +25,10 @@
 use chrono::NaiveDateTime;
 
 use super::error::DbError;
+use super::lease::FENCED;
 use super::sql::{format_stamp, format_time, parse_server_time, parse_stamp};
 use super::{mysql, Database};
+use crate::domain::lease::Fence;
 use crate::domain::progress::{Cursor, Progress, Resume, StartText};
 use crate::domain::subscription::SubscriptionId;
 
@@ -35,44 +37,65 @@ impl Database {
     /// that was read) to `done.date_time_start`, then the progress record
     /// to `done`. Returns false — and changes nothing — when the row no
     /// longer holds `expected`. On MariaDB the common case is one statement.
+    /// With a `fence`, nothing is written unless this agent still holds the
+    /// lease ([`DbError::LeaseLost`] otherwise).
     pub async fn close_window(
         &self,
         id: SubscriptionId,
         expected: &StartText,
         done: &Progress,
+        fence: Option<&Fence>,
     ) -> Result<bool, DbError> {
         let stop = &done.date_time_start;
         // In a repeated DST hour the new local text can equal the old one;
         // then only the progress record moves.
         if stop != expected {
             if let Self::MySql { pool, .. } = self {
-                if mysql::close_window(pool, id, expected, done).await? {
+                if mysql::close_window(pool, id, expected, done, fence).await? {
                     return Ok(true);
                 }
             }
-            if !self.advance_watermark(id, expected, stop).await? {
-                return Ok(false);
+            if !self.advance_watermark(id, expected, stop, fence).await? {
+                return match fence {
+                    Some(fence) if !self.still_holds(id, fence).await? => {
+                        Err(DbError::LeaseLost(id.0))
+                    }
+                    _ => Ok(false),
+                };
             }
         }
-        self.save_progress(id, done).await?;
+        self.save_progress(id, done, fence).await?;
         Ok(true)
     }
 
     /// Moves `DateTimeStart` from `expected` (the text that was read) to
     /// `stop`. Returns false — and changes nothing — when the row no longer
-    /// holds `expected`: an operator rewound, moved or deleted it meanwhile.
+    /// holds `expected` (an operator rewound, moved or deleted it
+    /// meanwhile), or the `fence` no longer holds.
     async fn advance_watermark(
         &self,
         id: SubscriptionId,
         expected: &StartText,
         stop: &StartText,
+        fence: Option<&Fence>,
     ) -> Result<bool, DbError> {
         let sql = "UPDATE apisubscription SET DateTimeStart = ? \
                    WHERE ApiSubscriptionNum = ? AND DateTimeStart = ?";
-        let done = with_pool!(self, pool => {
-            let q = sqlx::query(sql).bind(stop.as_str()).bind(id.0).bind(expected.as_str());
-            q.execute(pool).await?.rows_affected()
-        });
+        let done = match (self, fence) {
+            (Self::MySql { pool, .. }, Some(fence)) => {
+                let sql = format!("{sql} AND {FENCED}");
+                let q = sqlx::query(&sql)
+                    .bind(stop.as_str())
+                    .bind(id.0)
+                    .bind(expected.as_str());
+                let q = q.bind(id.0).bind(fence.holder.as_str()).bind(fence.epoch);
+                q.execute(pool).await?.rows_affected()
+            }
+            _ => with_pool!(self, pool => {
+                let q = sqlx::query(sql).bind(stop.as_str()).bind(id.0).bind(expected.as_str());
+                q.execute(pool).await?.rows_affected()
+            }),
+        };
         Ok(done == 1)
     }
 
@@ -102,8 +125,15 @@ impl Database {
         Ok(moved)
     }
 
-    /// Records rowhook's position for `id` (`rowhook_progress`).
-    pub async fn save_progress(&self, id: SubscriptionId, p: &Progress) -> Result<(), DbError> {
+    /// Records rowhook's position for `id` (`rowhook_progress`); with a
+    /// `fence`, only while this agent holds the lease
+    /// ([`DbError::LeaseLost`] otherwise).
+    pub async fn save_progress(
+        &self,
+        id: SubscriptionId,
+        p: &Progress,
+        fence: Option<&Fence>,
+    ) -> Result<(), DbError> {
         let (stop, stamp, key) = match p.window {
             Some(Resume { stop, after }) => (
                 Some(format_time(stop)),
@@ -112,38 +142,51 @@ impl Database {
             ),
             None => (None, None, None),
         };
-        let sql = match self {
-            Self::MySql { .. } => {
-                "INSERT INTO rowhook_progress (subscription_num, date_time_start, watermark, \
-                 window_stop, cursor_stamp, cursor_key) VALUES (?, ?, ?, ?, ?, ?) \
-                 ON DUPLICATE KEY UPDATE date_time_start = VALUES(date_time_start), \
-                 watermark = VALUES(watermark), window_stop = VALUES(window_stop), \
-                 cursor_stamp = VALUES(cursor_stamp), cursor_key = VALUES(cursor_key)"
+        let columns =
+            "INSERT INTO rowhook_progress (subscription_num, date_time_start, watermark, \
+                       window_stop, cursor_stamp, cursor_key)";
+        let sql = match (self, fence) {
+            (Self::MySql { .. }, None) => {
+                format!("{columns} VALUES (?, ?, ?, ?, ?, ?) {MYSQL_UPSERT}")
             }
-            Self::Sqlite(_) => {
-                "INSERT INTO rowhook_progress (subscription_num, date_time_start, watermark, \
-                 window_stop, cursor_stamp, cursor_key) VALUES (?, ?, ?, ?, ?, ?) \
+            (Self::MySql { .. }, Some(_)) => {
+                format!("{columns} SELECT ?, ?, ?, ?, ?, ? FROM DUAL WHERE {FENCED} {MYSQL_UPSERT}")
+            }
+            (Self::Sqlite(_), _) => format!(
+                "{columns} VALUES (?, ?, ?, ?, ?, ?) \
                  ON CONFLICT (subscription_num) DO UPDATE SET \
                  date_time_start = excluded.date_time_start, watermark = excluded.watermark, \
                  window_stop = excluded.window_stop, cursor_stamp = excluded.cursor_stamp, \
                  cursor_key = excluded.cursor_key"
-            }
+            ),
         };
         let watermark = format_time(p.watermark);
-        with_pool!(self, pool => {
-            sqlx::query(sql)
+        let written = with_pool!(self, pool => {
+            let q = sqlx::query(&sql)
                 .bind(id.0)
                 .bind(p.date_time_start.as_str())
                 .bind(watermark)
                 .bind(stop)
                 .bind(stamp)
-                .bind(key)
-                .execute(pool)
-                .await?;
+                .bind(key);
+            let q = match fence {
+                Some(fence) => q.bind(id.0).bind(fence.holder.as_str()).bind(fence.epoch),
+                None => q,
+            };
+            q.execute(pool).await?.rows_affected()
         });
+        // sqlx asks for found rows, so a record rewritten unchanged still
+        // counts: none means the fence refused it.
+        if fence.is_some() && written == 0 {
+            return Err(DbError::LeaseLost(id.0));
+        }
         Ok(())
     }
 }
+
+const MYSQL_UPSERT: &str = "ON DUPLICATE KEY UPDATE date_time_start = VALUES(date_time_start), \
+     watermark = VALUES(watermark), window_stop = VALUES(window_stop), \
+     cursor_stamp = VALUES(cursor_stamp), cursor_key = VALUES(cursor_key)";
 
 /// Builds a [`Progress`] from the columns of `rowhook_progress` as text.
 pub(super) fn progress_from(

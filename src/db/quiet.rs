@@ -7,6 +7,7 @@ use sqlx::Row;
 
 use super::sql::{format_time, quote};
 use super::{Database, DbError, WatchedTable};
+use crate::domain::lease::AgentId;
 use crate::domain::progress::StartText;
 use crate::domain::subscription::SubscriptionId;
 
@@ -92,30 +93,48 @@ impl Database {
         stop: NaiveDateTime,
         stop_local: &StartText,
         read: &[EmptyWindow<'_>],
+        holder: Option<&AgentId>,
     ) -> Result<u64, DbError> {
         let watermark = format_time(stop);
+        // Closed from the tick itself, never from a window that may have
+        // outlived its lease: the holder is fence enough.
+        let holder = holder.filter(|_| self.has_leases());
+        let held = match holder {
+            Some(_) => {
+                " AND {num} IN (SELECT subscription_num FROM rowhook_lease WHERE holder = ?)"
+            }
+            None => "",
+        };
         let mut moved = 0;
         for chunk in read.chunks(CHUNK) {
             let marks = vec!["?"; chunk.len()].join(", ");
             let progress = format!(
                 "UPDATE rowhook_progress SET date_time_start = ?, watermark = ?, \
                  window_stop = NULL, cursor_stamp = NULL, cursor_key = NULL \
-                 WHERE subscription_num IN ({marks})"
+                 WHERE subscription_num IN ({marks}){}",
+                held.replace("{num}", "subscription_num")
             );
             let pairs = vec!["(ApiSubscriptionNum = ? AND DateTimeStart = ?)"; chunk.len()];
             let cas = format!(
-                "UPDATE apisubscription SET DateTimeStart = ? WHERE {}",
-                pairs.join(" OR ")
+                "UPDATE apisubscription SET DateTimeStart = ? WHERE ({}){}",
+                pairs.join(" OR "),
+                held.replace("{num}", "ApiSubscriptionNum")
             );
             moved += with_pool!(self, pool => {
                 let mut q = sqlx::query(&progress).bind(stop_local.as_str()).bind(&watermark);
                 for window in chunk {
                     q = q.bind(window.id.0);
                 }
+                if let Some(holder) = holder {
+                    q = q.bind(holder.as_str());
+                }
                 q.execute(pool).await?;
                 let mut q = sqlx::query(&cas).bind(stop_local.as_str());
                 for window in chunk {
                     q = q.bind(window.id.0).bind(window.read.as_str());
+                }
+                if let Some(holder) = holder {
+                    q = q.bind(holder.as_str());
                 }
                 q.execute(pool).await?.rows_affected()
             });

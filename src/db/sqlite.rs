@@ -70,6 +70,7 @@ pub(super) async fn snapshot(pool: &SqlitePool) -> Result<Snapshot, DbError> {
         progress: HashMap::new(),
         health: HashMap::new(),
         bodies: HashMap::new(),
+        leases: HashMap::new(),
     };
     for row in &rows {
         if let Some(entry) = snapshot_entry(row)? {

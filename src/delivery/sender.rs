@@ -17,6 +17,7 @@ use reqwest::redirect::Policy;
 use crate::delivery::destination::{CheckedResolver, NetworkPolicy, Refused};
 use crate::delivery::signing::Signer;
 use crate::domain::attempt::{FailureClass, Verdict};
+use crate::domain::lease::Hold;
 use crate::domain::subscription::Subscription;
 
 /// What the HTTP client is built from (the daemon's settings hand these
@@ -54,6 +55,10 @@ pub enum Failure {
     Connect(String),
     #[error("request failed: {0}")]
     Request(String),
+    /// The lease ran out before the body left: nothing was sent, and
+    /// another agent may now hold the subscription.
+    #[error("not sent: this agent's lease on the subscription ran out")]
+    LeaseExpired,
 }
 
 impl Failure {
@@ -66,7 +71,7 @@ impl Failure {
             Self::Dns(_) => FailureClass::Dns,
             Self::Tls(_) => FailureClass::Tls,
             Self::Connect(_) => FailureClass::Connect,
-            Self::Request(_) => FailureClass::Request,
+            Self::Request(_) | Self::LeaseExpired => FailureClass::Request,
             Self::Blocked(_) => FailureClass::Blocked,
         }
     }
@@ -141,7 +146,9 @@ impl Sender {
     }
 
     /// POSTs one batch (`body` is a JSON array) for `subscription`, signed
-    /// with `signer` (see [`crate::delivery::signing`]).
+    /// with `signer` (see [`crate::delivery::signing`]). Under a `hold`,
+    /// the body goes only if the lease is still valid when the HTTP client
+    /// first asks for it ([`LeasedBody`]).
     pub async fn send(
         &self,
         subscription: &Subscription,
@@ -149,6 +156,7 @@ impl Sender {
         batch_id: &str,
         signer: &Signer,
         body: bytes::Bytes,
+        hold: Option<&Hold>,
     ) -> Result<(), Failure> {
         let mut headers = self.headers(subscription, event_type);
         // The batch id is hex, so these are always valid header values.
@@ -163,14 +171,18 @@ impl Sender {
         {
             headers.insert("webhook-signature", signature);
         }
-        let response = self
+        let request = self
             .client
             .post(subscription.endpoint.url().clone())
-            .headers(headers)
-            .body(body)
-            .send()
-            .await
-            .map_err(classify)?;
+            .headers(headers);
+        let request = match hold {
+            Some(hold) => request.body(reqwest::Body::wrap(LeasedBody::new(body, hold.clone()))),
+            None => request.body(body),
+        };
+        let response = request.send().await.map_err(|error| match hold {
+            Some(hold) if !hold.is_valid() => Failure::LeaseExpired,
+            _ => classify(error),
+        })?;
         let status = response.status().as_u16();
         drain(response).await;
         if status == 200 {
@@ -192,6 +204,58 @@ impl Sender {
         }
         headers.insert("Rowhook-Subscription", HeaderValue::from(subscription.id.0));
         headers
+    }
+}
+
+/// A request body that checks the lease as the HTTP client first reads
+/// it, which is as late as rowhook can look before the first byte of the
+/// body leaves: an agent frozen after its last check and woken after its
+/// lease passed on sends no body, and the receiver gets an incomplete
+/// request, which it does not act on. Its exact size is known, so the
+/// request still carries `Content-Length` as Open Dental's does.
+struct LeasedBody {
+    body: Option<bytes::Bytes>,
+    len: u64,
+    hold: Hold,
+}
+
+impl LeasedBody {
+    fn new(body: bytes::Bytes, hold: Hold) -> Self {
+        Self {
+            len: body.len() as u64,
+            body: Some(body),
+            hold,
+        }
+    }
+}
+
+/// The error a [`LeasedBody`] ends the request with.
+#[derive(Debug, thiserror::Error)]
+#[error("the lease ran out before the body was sent")]
+struct LeaseRanOut;
+
+impl http_body::Body for LeasedBody {
+    type Data = bytes::Bytes;
+    type Error = LeaseRanOut;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let frame = match self.body.take() {
+            None => None,
+            Some(_) if !self.hold.is_valid() => Some(Err(LeaseRanOut)),
+            Some(body) => Some(Ok(http_body::Frame::data(body))),
+        };
+        std::task::Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_none()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(if self.body.is_some() { self.len } else { 0 })
     }
 }
 

@@ -11,6 +11,7 @@ pub mod attempt;
 pub mod body;
 pub mod datetime;
 pub mod health;
+pub mod lease;
 pub mod opendental;
 pub mod progress;
 pub mod secret;

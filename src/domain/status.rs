@@ -9,6 +9,8 @@ use std::time::Duration;
 use chrono::NaiveDateTime;
 
 use super::health::Health;
+use super::lease::LeaseRow;
+use super::progress::Clock;
 use super::subscription::{parse_od_datetime, Parsed, SubscriptionRow};
 
 /// A subscription's state, as one word.
@@ -47,6 +49,41 @@ pub struct Status {
     pub url: Option<String>,
     /// Why the row cannot be used, or the last failure's reason.
     pub reason: Option<String>,
+}
+
+/// Which agent delivers a subscription, where agents share the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// `WORKSTATION:pid:nonce`, as in `rowhook_lease`.
+    pub agent: String,
+    /// When it took the lease, in Open Dental's local time like every
+    /// other time shown.
+    pub since: NaiveDateTime,
+    /// False once the lease has expired unrenewed (the holder stopped or
+    /// lost the database); another agent takes it on its next tick.
+    pub live: bool,
+}
+
+/// The holder of `lease`, its time turned to local by the snapshot's
+/// `clock` (both readings were taken in one statement).
+pub fn holder(lease: Option<&LeaseRow>, clock: Clock) -> Option<Holder> {
+    let lease = lease?;
+    Some(Holder {
+        agent: lease.holder.to_string(),
+        since: lease.since + (clock.local - clock.instant),
+        live: lease.live,
+    })
+}
+
+impl Holder {
+    /// As `status` and the page show it: the agent, marked when expired.
+    pub fn shown(&self) -> String {
+        if self.live {
+            self.agent.clone()
+        } else {
+            format!("{} (expired)", self.agent)
+        }
+    }
 }
 
 /// The server's clock `now` less the row's `DateTimeStart`, if both are

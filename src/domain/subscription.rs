@@ -208,6 +208,20 @@ impl SubscriptionRow {
         SubscriptionId(self.num)
     }
 
+    /// Which agents may process it, read even from a row that does not
+    /// parse otherwise.
+    pub fn workstation_filter(&self) -> WorkstationFilter {
+        match self.workstation.trim() {
+            "" => WorkstationFilter::Any,
+            name => WorkstationFilter::Named(name.to_owned()),
+        }
+    }
+
+    /// Whether the agent named `ours` may process it.
+    pub fn is_for(&self, ours: &str) -> bool {
+        self.workstation_filter().matches(ours)
+    }
+
     pub fn parse(&self) -> Result<Parsed, SubscriptionError> {
         let target = match WatchTarget::parse(&self.watch_table) {
             Err(WatchTableError::Blank) => {
@@ -220,10 +234,7 @@ impl SubscriptionRow {
         if self.polling_seconds < 0 {
             return Err(SubscriptionError::NegativePolling(self.polling_seconds));
         }
-        let workstation = match self.workstation.trim() {
-            "" => WorkstationFilter::Any,
-            name => WorkstationFilter::Named(name.to_owned()),
-        };
+        let workstation = self.workstation_filter();
         let stop = parse_od_datetime("DateTimeStop", &self.date_time_stop)?;
         Ok(Parsed::Database(Box::new(Subscription {
             id: self.id(),

@@ -158,8 +158,9 @@ fn subscriptions_table(
     carry: &Carry,
 ) {
     out.push_str(
-        "<table><tr><th>#</th><th>State</th><th>Table</th><th>Lag</th><th>Last success</th>\
-         <th>Last failure</th><th>Failures</th><th>Next retry</th><th>URL</th><th>Actions</th></tr>",
+        "<table><tr><th>#</th><th>State</th><th>Table</th><th>Held by</th><th>Lag</th>\
+         <th>Last success</th><th>Last failure</th><th>Failures</th><th>Next retry</th><th>URL</th>\
+         <th>Actions</th></tr>",
     );
     let now = snapshot.clock.local;
     for row in rows {
@@ -179,10 +180,21 @@ fn subscriptions_table(
             (None, Some(reason)) => esc(reason),
             (None, None) => "-".to_owned(),
         };
+        let held = status::holder(snapshot.leases.get(&row.id()), snapshot.clock).map_or_else(
+            || "-".to_owned(),
+            |h| {
+                format!(
+                    "{}<br>since {}",
+                    esc(&h.shown()),
+                    esc(&datetime::format(h.since))
+                )
+            },
+        );
         let _ = write!(
             out,
             "<tr id=\"sub-{n}\"><td><a href=\"/subscriptions/{n}{q}\">{n}</a></td>\
-             <td class=\"{state}\">{state}</td><td>{table}</td><td>{lag}</td><td>{success}</td>\
+             <td class=\"{state}\">{state}</td><td>{table}</td><td class=\"holder\">{held}</td>\
+             <td>{lag}</td><td>{success}</td>\
              <td class=\"why\">{failure}</td><td>{fails}</td><td>{retry}</td><td class=\"url\">{url}</td><td class=\"act\">",
             n = row.num,
             q = carry.query,

@@ -7,7 +7,9 @@
 //! Then:
 //!
 //! 1. the clock is checked for a step back (`clock_step.rs`, `rewinds.rs`);
-//! 2. each row is parsed and admitted or refused (`admit.rs`);
+//! 2. each row is parsed and admitted or refused (`admit.rs`), and, where
+//!    agents share the database, run only under this agent's lease
+//!    (`lease.rs`);
 //! 3. the tick's safe stop is found (`stop.rs`);
 //! 4. due windows that are plainly empty are closed together ([`quiet`]);
 //! 5. each remaining due subscription runs as its own task (`task.rs`),
@@ -24,6 +26,7 @@
 
 mod admit;
 mod clock_step;
+mod lease;
 pub mod quiet;
 mod rewinds;
 mod secrets;
@@ -48,6 +51,7 @@ use crate::domain::subscription::{SubscriptionId, SubscriptionRow};
 use crate::window::metrics::Standing;
 use crate::window::{Context, Job, Stop, TickLookups};
 use admit::{Gate, Notices};
+use lease::Leases;
 use rewinds::Rewinds;
 use secrets::Secured;
 use stop::SafeStop;
@@ -90,6 +94,9 @@ pub struct Ticker {
     tables: Tables,
     safe_stop: SafeStop,
     rewinds: Rewinds,
+    /// This agent's leases; `None` where one process is all there is
+    /// (SQLite).
+    leases: Option<Leases>,
     processed: AtomicUsize,
     failed: AtomicUsize,
 }
@@ -102,6 +109,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Ticker {
     pub fn new(ctx: Context) -> Self {
+        let leases = ctx
+            .db
+            .has_leases()
+            .then(|| Leases::new(&ctx.settings.workstation, ctx.settings.lease));
         Self {
             permits: Semaphore::new(ctx.settings.concurrency.max(1)),
             ctx,
@@ -112,6 +123,7 @@ impl Ticker {
             tables: Tables::default(),
             safe_stop: SafeStop::default(),
             rewinds: Rewinds::default(),
+            leases,
             processed: AtomicUsize::new(0),
             failed: AtomicUsize::new(0),
         }
@@ -146,6 +158,10 @@ impl Ticker {
             .await;
         self.forget_deleted(&snapshot.subscriptions);
         self.measure(&snapshot);
+        let ours = self.ours(&snapshot);
+        if let Some(leases) = &self.leases {
+            leases.maintain(db, &snapshot, &ours).await;
+        }
         let gate = Gate {
             workstation: &self.ctx.settings.workstation,
             now: snapshot.clock.local,
@@ -170,12 +186,16 @@ impl Ticker {
                 progress,
                 secrets: None,
                 body,
+                lease: None,
             };
             due.push(Admitted {
                 job,
                 health,
                 rewind,
             });
+        }
+        if let Some(leases) = &self.leases {
+            due = leases.admit(db, &snapshot, ours.len(), due).await;
         }
         if due.is_empty() {
             return Ok(snapshot.phase);
@@ -226,7 +246,12 @@ impl Ticker {
                 continue;
             };
             let id = admitted.job.subscription.id;
-            if self.rewinds.record(&self.ctx.db, id, progress, to).await {
+            let fence = admitted.job.fence();
+            if self
+                .rewinds
+                .record(&self.ctx.db, id, progress, to, fence)
+                .await
+            {
                 admitted.rewind = None;
             }
         }
@@ -247,8 +272,7 @@ impl Ticker {
         let ours = &self.ctx.settings.workstation;
         let now = snapshot.clock.local;
         for row in &snapshot.subscriptions {
-            let named = row.workstation.trim();
-            if !named.is_empty() && named.to_lowercase() != ours.to_lowercase() {
+            if !row.is_for(ours) {
                 continue;
             }
             let health = snapshot.health.get(&row.id());
@@ -263,5 +287,35 @@ impl Ticker {
             let metrics = self.ctx.metrics.subscription(row.id(), &row.watch_table);
             metrics.standing(standing);
         }
+    }
+
+    /// The subscriptions of this workstation (blank, or naming it).
+    fn ours(&self, snapshot: &Snapshot) -> HashSet<SubscriptionId> {
+        let workstation = &self.ctx.settings.workstation;
+        snapshot
+            .subscriptions
+            .iter()
+            .filter(|row| row.is_for(workstation))
+            .map(SubscriptionRow::id)
+            .collect()
+    }
+
+    /// Whether the last tick took over a lease whose window waits for the
+    /// next tick (`run --once` then ticks once more).
+    pub fn took_over(&self) -> bool {
+        self.leases.as_ref().is_some_and(Leases::took_over)
+    }
+
+    /// Lets every lease go, so another agent takes over at once; called
+    /// after the windows in flight have ended.
+    pub async fn release_leases(&self) {
+        if let Some(leases) = &self.leases {
+            leases.release_all(&self.ctx.db).await;
+        }
+    }
+
+    /// This agent's name in `rowhook_lease`, where leases are kept.
+    pub fn agent(&self) -> Option<&crate::domain::lease::AgentId> {
+        self.leases.as_ref().map(Leases::agent)
     }
 }

@@ -32,6 +32,7 @@ use chrono::NaiveDateTime;
 use super::{Admitted, Ticker, Times};
 
 use crate::db::{Database, DbError, EmptyWindow, WatchedTable};
+use crate::domain::lease::AgentId;
 use crate::domain::progress::StartText;
 use crate::domain::subscription::SubscriptionId;
 use crate::window::plan::plain_window;
@@ -59,12 +60,14 @@ pub struct Closed {
 
 /// Closes the empty windows among `candidates` at `stop` (`stop_local` as
 /// `DateTimeStart` text). Each candidate's `start_raw` must differ from
-/// `stop_local`, and each must have a progress record.
+/// `stop_local`, and each must have a progress record. Under `holder`
+/// only subscriptions whose lease it holds are moved.
 pub async fn close_empty(
     db: &Database,
     stop: NaiveDateTime,
     stop_local: &StartText,
     candidates: &[Candidate<'_>],
+    holder: Option<&AgentId>,
 ) -> Result<Closed, DbError> {
     let (tables, slot) = distinct_tables(candidates);
     let latest = db.latest_stamps(&tables, stop).await?;
@@ -88,7 +91,10 @@ pub async fn close_empty(
         .collect();
     let moved = match read.is_empty() {
         true => 0,
-        false => db.close_empty_windows(stop, stop_local, &read).await?,
+        false => {
+            db.close_empty_windows(stop, stop_local, &read, holder)
+                .await?
+        }
     };
     Ok(Closed { empty, moved })
 }
@@ -138,7 +144,10 @@ impl Ticker {
             return due;
         }
         let started = Instant::now();
-        let closed = match close_empty(db, times.stop.instant, stop_local, &candidates).await {
+        let holder = self.agent();
+        let closed = match close_empty(db, times.stop.instant, stop_local, &candidates, holder)
+            .await
+        {
             Ok(closed) => closed,
             Err(error) => {
                 tracing::warn!(%error, "Cannot close empty windows together; reading each instead.");

@@ -20,6 +20,7 @@ use chrono::NaiveDateTime;
 use super::clock_step::ClockWatch;
 use super::lock;
 use crate::db::{Database, Snapshot};
+use crate::domain::lease::Fence;
 use crate::domain::progress::Progress;
 use crate::domain::subscription::{Subscription, SubscriptionId};
 
@@ -106,8 +107,9 @@ impl Rewinds {
         id: SubscriptionId,
         progress: &Progress,
         to: NaiveDateTime,
+        fence: Option<&Fence>,
     ) -> bool {
-        match db.save_progress(id, progress).await {
+        match db.save_progress(id, progress, fence).await {
             Ok(()) => {
                 self.done(id, Some(to));
                 true

@@ -9,6 +9,7 @@ use chrono::NaiveDateTime;
 use tracing::Instrument;
 
 use super::{lock, Admitted, Ticker, Times};
+use crate::db::DbError;
 use crate::window::{self, Outcome, TickTimes};
 
 impl Ticker {
@@ -99,11 +100,30 @@ impl Ticker {
                     None
                 }
             }
+            Outcome::LeaseLost => {
+                lease_lost();
+                None
+            }
             Outcome::Waiting | Outcome::Abandoned => None,
         };
         let Some(after) = after else { return };
-        if let Err(error) = self.ctx.db.save_health(id, &after).await {
-            tracing::warn!(%error, "Cannot record the subscription's health.");
+        match self
+            .ctx
+            .db
+            .save_health(id, &after, admitted.job.fence())
+            .await
+        {
+            Ok(()) => {}
+            Err(DbError::LeaseLost(_)) => lease_lost(),
+            Err(error) => tracing::warn!(%error, "Cannot record the subscription's health."),
         }
     }
+}
+
+/// Says that a window ended because its lease passed on.
+fn lease_lost() {
+    tracing::warn!(
+        "Lease lost mid-window: nothing more sent or written; the agent holding it now \
+         resumes after the last acknowledged batch."
+    );
 }

@@ -19,6 +19,11 @@
 //!
 //! Any failure returns before step 4: the next attempt resumes after the
 //! last acknowledged batch, so only the batch in flight is ever sent twice.
+//!
+//! Where agents share the database, the window runs under this agent's
+//! lease ([`crate::domain::lease`]): each POST goes only while it is valid,
+//! and every write carries its fence, so a window that outlives its lease
+//! ends without sending or writing anything more.
 
 pub mod batch;
 mod context;
@@ -38,6 +43,7 @@ pub use context::Context;
 use crate::db::{DbError, WatchedTable};
 use crate::delivery::sender::Failure;
 use crate::domain::body::BodyKind;
+use crate::domain::lease::{Fence, Hold};
 use crate::domain::opendental::Lookups;
 use crate::domain::progress::{Clock, Progress, Resume, StartText, Window};
 use crate::domain::secret::StoredSecrets;
@@ -65,6 +71,10 @@ pub enum Outcome {
     /// Shutdown began, or the subscription was deleted or expired,
     /// mid-window; `DateTimeStart` is unchanged.
     Abandoned,
+    /// This agent's lease ran out or passed to another agent mid-window:
+    /// nothing more was sent or written, and the new holder resumes after
+    /// the last batch this agent recorded.
+    LeaseLost,
 }
 
 /// The batch a failure happened on.
@@ -109,6 +119,16 @@ pub struct Job {
     pub secrets: Option<StoredSecrets>,
     /// The body it asks for (its own choice, or the daemon's default).
     pub body: BodyKind,
+    /// This agent's lease on it, where agents share the database: checked
+    /// before each POST, and the fence of every write.
+    pub lease: Option<Hold>,
+}
+
+impl Job {
+    /// The fence this window's writes carry, if any.
+    pub fn fence(&self) -> Option<&Fence> {
+        self.lease.as_ref().map(|hold| &hold.fence)
+    }
 }
 
 /// Processes one due subscription's window against `table`.
@@ -120,6 +140,9 @@ pub async fn process(
 ) -> Result<Outcome, DbError> {
     let ticked = Instant::now();
     let subscription = &job.subscription;
+    if job.lease.as_ref().is_some_and(|hold| !hold.is_valid()) {
+        return Ok(Outcome::LeaseLost);
+    }
     let (start, resume) = position(ctx, subscription, job.progress.as_ref()).await?;
     let (window, after) = match resume {
         Some(Resume { stop, after }) => {
@@ -142,9 +165,13 @@ pub async fn process(
         window,
         after,
     };
-    Run::new(ctx, job, table, planned, times, ticked)
+    let outcome = Run::new(ctx, job, table, planned, times, ticked)
         .deliver()
-        .await
+        .await;
+    match outcome {
+        Err(DbError::LeaseLost(_)) => Ok(Outcome::LeaseLost),
+        other => other,
+    }
 }
 
 /// Where the subscription stands: `DateTimeStart` as an instant, and the

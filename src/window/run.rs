@@ -21,9 +21,11 @@ use super::pages::Cut;
 use super::read_ahead::{read_ahead, PageFeed};
 use super::{Context, FailedBatch, Job, Outcome, TickTimes};
 use crate::db::{Body, DbError, WatchedTable};
+use crate::delivery::sender::Failure;
 use crate::delivery::signing::Signer;
 use crate::domain::attempt::{AttemptOf, Carried, DeliveryRecord, Verdict};
 use crate::domain::body::BodyKind;
+use crate::domain::lease::Hold;
 use crate::domain::opendental::Lookups;
 use crate::domain::progress::{Cursor, Progress, Recheck, Resume, Window};
 use crate::domain::secret::StoredSecrets;
@@ -177,6 +179,9 @@ impl<'a> Run<'a> {
         if self.ctx.shutdown.is_cancelled() {
             return Ok(ControlFlow::Break(Outcome::Abandoned));
         }
+        if !self.lease_valid() {
+            return Ok(ControlFlow::Break(Outcome::LeaseLost));
+        }
         if self.batches > 0 {
             if let Some(outcome) = self.row_changed().await? {
                 return Ok(ControlFlow::Break(outcome));
@@ -212,14 +217,19 @@ impl<'a> Run<'a> {
         };
         let body = batch.body.clone();
         let started = Instant::now();
-        let sending = self
-            .ctx
-            .sender
-            .send(subscription, &table.watch_name, &id, signer, body);
+        let hold = self.job.lease.as_ref();
+        let sending =
+            self.ctx
+                .sender
+                .send(subscription, &table.watch_name, &id, signer, body, hold);
         let result = tokio::select! {
             result = sending => result,
             () = self.ctx.shutdown.cancelled() => return ControlFlow::Break(Outcome::Abandoned),
         };
+        if result == Err(Failure::LeaseExpired) {
+            // Nothing left: not an attempt, and not the receiver's failure.
+            return ControlFlow::Break(Outcome::LeaseLost);
+        }
         let took = started.elapsed();
         let elapsed_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
         match &result {
@@ -288,6 +298,11 @@ impl<'a> Run<'a> {
         self.times.clock.local + since
     }
 
+    /// Whether this agent may still send (always, without leases).
+    fn lease_valid(&self) -> bool {
+        self.job.lease.as_ref().map_or(true, Hold::is_valid)
+    }
+
     /// Reads the subscription row again; `Some` ends the window.
     async fn row_changed(&self) -> Result<Option<Outcome>, DbError> {
         let read = &self.job.subscription.start_raw;
@@ -319,7 +334,10 @@ impl<'a> Run<'a> {
             window,
         };
         let id = self.job.subscription.id;
-        self.ctx.db.save_progress(id, &progress).await
+        self.ctx
+            .db
+            .save_progress(id, &progress, self.job.fence())
+            .await
     }
 
     /// The window is complete: move `DateTimeStart` to `stop`, unless
@@ -338,7 +356,7 @@ impl<'a> Run<'a> {
             window: None,
         };
         let (rows, batches) = (self.rows, self.batches);
-        if !db.close_window(id, read, &done).await? {
+        if !db.close_window(id, read, &done, self.job.fence()).await? {
             tracing::info!(read = %read,
                 "DateTimeStart was changed by someone else during the window; leaving it as they set it.");
             return Ok(Outcome::Superseded { rows, batches });

@@ -235,7 +235,7 @@ async fn rewinding_progress_moves_back_only_what_is_past_the_rewind() {
         let mut ids = Vec::new();
         for progress in [&past, &acknowledged_past, &before] {
             let id = SubscriptionId(db.subscribe(Sub::new("http://127.0.0.1:9/")).await);
-            db.db.save_progress(id, progress).await.unwrap();
+            db.db.save_progress(id, progress, None).await.unwrap();
             ids.push(id);
         }
 

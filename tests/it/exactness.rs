@@ -325,6 +325,7 @@ async fn walk(db: &TestDb, steps_utc: &[(&str, &str)]) -> Vec<i64> {
             progress,
             secrets: None,
             body: Default::default(),
+            lease: None,
         };
         let lookups = Default::default();
         let times = TickTimes {

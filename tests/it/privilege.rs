@@ -7,13 +7,14 @@ use rowhook::receiver::Receiver;
 
 /// rowhook's own tables, which `rowhook migrate` (run once by an admin)
 /// creates.
-const OWN_TABLES: [&str; 6] = [
+const OWN_TABLES: [&str; 7] = [
     "rowhook_migrations",
     "rowhook_progress",
     "rowhook_health",
     "rowhook_delivery",
     "rowhook_secret",
     "rowhook_body",
+    "rowhook_lease",
 ];
 
 /// The grants from the README, for database `db` and user `user`.

@@ -37,7 +37,7 @@ async fn at_rest(db: &TestDb, starts: &[(i64, NaiveDateTime)]) -> Vec<Subscripti
             watermark: start,
             window: None,
         };
-        db.db.save_progress(sub.id, &progress).await.unwrap();
+        db.db.save_progress(sub.id, &progress, None).await.unwrap();
         subs.push(*sub);
     }
     subs
@@ -110,6 +110,7 @@ async fn only_windows_with_no_row_in_them_are_closed_and_an_edit_wins() {
             stop,
             &stop_local.as_str().into(),
             &candidates(&subs, &starts, &table),
+            None,
         )
         .await
         .unwrap();
@@ -144,11 +145,17 @@ async fn a_row_stamped_at_stop_belongs_to_the_next_window() {
 
         // [start, t + 1 s) holds the row; [start, t) does not.
         let later = t + chrono::Duration::seconds(1);
-        let closed = quiet::close_empty(&db.db, later, &text(later).as_str().into(), &candidates)
-            .await
-            .unwrap();
+        let closed = quiet::close_empty(
+            &db.db,
+            later,
+            &text(later).as_str().into(),
+            &candidates,
+            None,
+        )
+        .await
+        .unwrap();
         assert_eq!(closed.empty, [false], "{backend:?}");
-        let closed = quiet::close_empty(&db.db, t, &text(t).as_str().into(), &candidates)
+        let closed = quiet::close_empty(&db.db, t, &text(t).as_str().into(), &candidates, None)
             .await
             .unwrap();
         assert_eq!(closed.empty, [true], "{backend:?}");

@@ -209,7 +209,11 @@ async fn a_window_closes_only_from_the_value_it_read() {
         // Ends a window read at `read`; what it returned, then
         // `DateTimeStart` and the progress record as stored.
         let close = async |read: &str, done: &Progress| {
-            let closed = db.db.close_window(sub, &read.into(), done).await.unwrap();
+            let closed = db
+                .db
+                .close_window(sub, &read.into(), done, None)
+                .await
+                .unwrap();
             let snapshot = db.db.snapshot().await.unwrap();
             (
                 closed,
@@ -237,7 +241,7 @@ async fn a_window_closes_only_from_the_value_it_read() {
             }),
             ..first
         };
-        db.db.save_progress(sub, &partly).await.unwrap();
+        db.db.save_progress(sub, &partly, None).await.unwrap();
         let second = done("2024-01-01 10:00:09");
         assert_eq!(
             close("2024-01-01 10:00:05", &second).await,
