@@ -22,6 +22,8 @@ mod helpers;
 mod hostile_rows;
 mod http;
 mod layers;
+#[cfg(unix)]
+mod leases;
 mod opendental;
 mod paging;
 mod privilege;
