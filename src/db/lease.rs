@@ -36,7 +36,8 @@ impl Database {
     }
 
     /// Takes the leases of `free` (no lease row) and `expired` (a row whose
-    /// lease has expired) for `agent`; returns the epoch of each one won.
+    /// lease has expired, or that already names `agent`) for `agent`, the
+    /// latter with a new epoch; returns the epoch of each one won.
     pub async fn take_leases(
         &self,
         agent: &AgentId,
@@ -68,10 +69,13 @@ impl Database {
             let sql = format!(
                 "UPDATE rowhook_lease SET holder = ?, epoch = epoch + 1, since = UTC_TIMESTAMP(6), \
                  expires = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND \
-                 WHERE expires <= UTC_TIMESTAMP(6) AND subscription_num IN ({})",
+                 WHERE (expires <= UTC_TIMESTAMP(6) OR holder = ?) AND subscription_num IN ({})",
                 marks(chunk.len())
             );
-            let mut q = sqlx::query(&sql).bind(agent.as_str()).bind(micros);
+            let mut q = sqlx::query(&sql)
+                .bind(agent.as_str())
+                .bind(micros)
+                .bind(agent.as_str());
             for id in chunk {
                 q = q.bind(id.0);
             }

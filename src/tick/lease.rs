@@ -4,11 +4,11 @@
 //!
 //! Each tick, after reading the snapshot (which carries every lease):
 //!
-//! 1. a lease the snapshot shows with another holder or epoch is lost: its
+//! 1. leases of subscriptions gone or moved to another workstation are let
+//!    go, so the agent they now belong to need not wait for them to expire;
+//! 2. a lease the snapshot shows with another holder or epoch is lost: its
 //!    [`Hold`] is ended at once, so a window still running under it sends
 //!    and writes nothing more;
-//! 2. leases of subscriptions gone or moved to another workstation are let
-//!    go, so the agent they now belong to need not wait for them to expire;
 //! 3. every quarter lease, all held leases are renewed in one statement;
 //! 4. of the due subscriptions, those held run; free ones (no lease row)
 //!    are taken and run at once; expired ones are taken over, with a WARN
@@ -74,8 +74,8 @@ impl Leases {
         self.took_over.load(Ordering::Relaxed)
     }
 
-    /// Steps 1–3: drops what was lost, lets go of what is no longer this
-    /// workstation's, renews the rest when due.
+    /// Steps 1–3: lets go of what is no longer this workstation's, drops
+    /// what was lost, renews the rest when due.
     pub(super) async fn maintain(
         &self,
         db: &Database,
@@ -83,8 +83,8 @@ impl Leases {
         ours: &HashSet<SubscriptionId>,
     ) {
         self.took_over.store(false, Ordering::Relaxed);
-        self.drop_lost(&snapshot.leases);
         self.let_go(db, ours).await;
+        self.drop_lost(&snapshot.leases);
         self.renew(db).await;
     }
 
@@ -185,7 +185,11 @@ impl Leases {
             }
             match snapshot.leases.get(&id) {
                 None => wanted.free.push(id),
-                Some(row) if !row.live => wanted.expired.push((id, row.holder.clone())),
+                // Its own row without a hold (a take whose answer was lost):
+                // nothing runs under it, so it is taken again, as expired.
+                Some(row) if !row.live || row.holder == self.agent => {
+                    wanted.expired.push((id, row.holder.clone()));
+                }
                 Some(_) => continue,
             }
             waiting.insert(id, admitted);
@@ -236,8 +240,11 @@ impl Leases {
         }
         drop(held);
         for (id, old) in &wanted.expired {
-            if won.contains_key(id) {
-                self.took_over.store(true, Ordering::Relaxed);
+            if !won.contains_key(id) {
+                continue;
+            }
+            self.took_over.store(true, Ordering::Relaxed);
+            if *old != self.agent {
                 tracing::warn!(subscription = %id, old_holder = %old, agent = %self.agent,
                     "Took over the lease of a subscription whose holder stopped renewing it; \
                      its window continues from the last acknowledged batch.");

@@ -475,6 +475,140 @@ async fn an_agent_cut_off_from_the_database_stops_and_the_other_takes_over() {
     );
 }
 
+/// The last check comes as the HTTP client first reads the body, after
+/// the one before each batch: a lease that ran out between the two sends
+/// no body, so the receiver never acts on the request. A body sent under a
+/// lease still carries `Content-Length`, as Open Dental's requests do (a
+/// receiver written for them may not read a chunked body).
+#[tokio::test]
+async fn a_body_goes_only_under_a_valid_lease_and_with_its_length() {
+    use rowhook::delivery::sender::{Failure, Sender};
+    use rowhook::delivery::signing::Signer;
+    use rowhook::domain::lease::{AgentId, Fence, Hold};
+    use rowhook::domain::secret::{SigningSecret, StoredSecrets};
+    use rowhook::domain::subscription::{Parsed, SubscriptionRow};
+
+    let rx = rowhook::receiver::Receiver::start().await.unwrap();
+    let settings = crate::helpers::settings();
+    let sender = Sender::new(settings.http()).unwrap();
+    let row = SubscriptionRow {
+        num: 7,
+        endpoint_url: rx.url("/leased"),
+        workstation: String::new(),
+        customer_key: String::new(),
+        watch_table: "Appointment".into(),
+        polling_seconds: 1,
+        ui_event_type: String::new(),
+        date_time_start: "2026-01-01 00:00:00".into(),
+        date_time_stop: "0001-01-01 00:00:00".into(),
+    };
+    let Ok(Parsed::Database(subscription)) = row.parse() else {
+        panic!("the row parses");
+    };
+    let stored = StoredSecrets {
+        current: SigningSecret::generate().unwrap(),
+        previous: None,
+    };
+    let signer = Signer::at(&stored, chrono::Utc::now().naive_utc());
+    let fence = Fence {
+        holder: AgentId::from("A:1:0001".to_owned()),
+        epoch: 1,
+    };
+    let body = bytes::Bytes::from_static(b"[{\"AptNum\":1}]");
+
+    let ran_out = Hold::new(fence.clone(), Instant::now());
+    let sent = sender
+        .send(
+            &subscription,
+            "Appointment",
+            "b1",
+            &signer,
+            body.clone(),
+            Some(&ran_out),
+        )
+        .await;
+    assert_eq!(sent, Err(Failure::LeaseExpired));
+    assert!(
+        rx.requests().is_empty(),
+        "the receiver got no request to act on: {:?}",
+        rx.requests()
+    );
+
+    let valid = Hold::new(fence, Instant::now() + Duration::from_secs(60));
+    let sent = sender
+        .send(
+            &subscription,
+            "Appointment",
+            "b2",
+            &signer,
+            body.clone(),
+            Some(&valid),
+        )
+        .await;
+    assert_eq!(sent, Ok(()));
+    let got = rx.requests();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body, body);
+    assert_eq!(
+        got[0].header("content-length"),
+        Some(body.len().to_string().as_str())
+    );
+    assert_eq!(got[0].header("transfer-encoding"), None);
+}
+
+/// A subscription given to another workstation is let go at once by the
+/// agent that held it: the agent it now names takes it on its next tick,
+/// not when the lease (here a minute) would have expired. Two agents run
+/// in this process, each with leases of its own.
+#[tokio::test]
+async fn a_subscription_moved_to_another_workstation_is_let_go_at_once() {
+    let app = crate::app::TestApp::mysql().await;
+    let db = &app.db;
+    let id = subscribe_both(db, &app.rx.url("/moved")).await;
+    let lease = Duration::from_secs(60);
+    let agent = |name: &str| rowhook::config::Settings {
+        workstation: name.into(),
+        lease,
+        ..crate::helpers::settings()
+    };
+    let a = app.daemon(agent(A));
+    let b = app.daemon(agent(B));
+    db.insert_appointments(1, &db.ago(5).await).await;
+    let from = |r: &rowhook::receiver::Request| r.header("Workstation").map(str::to_owned);
+    assert!(
+        app.rx.wait_until(PATIENCE, |r| r.len() == 1).await,
+        "one agent delivers the first row"
+    );
+    let first = from(&app.rx.requests()[0]);
+    let (holder, other) = if first.as_deref() == Some(A) {
+        (A, B)
+    } else {
+        (B, A)
+    };
+
+    db.exec(
+        "UPDATE apisubscription SET Workstation = ? WHERE ApiSubscriptionNum = ?",
+        &[other, &id.to_string()],
+    )
+    .await;
+    let moved = Instant::now();
+    db.insert_appointments(1, &db.ago(0).await).await;
+    assert!(
+        app.rx.wait_until(PATIENCE, |r| r.len() == 2).await,
+        "{other} delivers the next row"
+    );
+    let took = moved.elapsed();
+    let got = app.rx.requests();
+    assert_eq!(from(&got[1]).as_deref(), Some(other), "{holder} let it go");
+    assert!(
+        took < lease,
+        "{other} did not wait for {holder}'s lease to expire: {took:?}"
+    );
+    assert!(lease_holder(db, id).await.starts_with(&format!("{other}:")));
+    a.stop().await;
+    b.stop().await;
+}
+
 /// A subscription for every agent (blank `Workstation`), due every tick,
 /// starting before the rows; returns its number.
 async fn subscribe_both(db: &TestDb, url: &str) -> i64 {
