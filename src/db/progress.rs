@@ -142,6 +142,7 @@ impl Database {
             ),
             None => (None, None, None),
         };
+        let fence = fence.filter(|_| self.has_leases());
         let columns =
             "INSERT INTO rowhook_progress (subscription_num, date_time_start, watermark, \
                        window_stop, cursor_stamp, cursor_key)";

@@ -315,7 +315,7 @@ impl Ticker {
     }
 
     /// This agent's name in `rowhook_lease`, where leases are kept.
-    pub fn agent(&self) -> Option<&crate::domain::lease::AgentId> {
+    fn agent(&self) -> Option<&crate::domain::lease::AgentId> {
         self.leases.as_ref().map(Leases::agent)
     }
 }

@@ -120,10 +120,10 @@ impl Ticker {
     }
 }
 
-/// Says that a window ended because its lease passed on.
+/// Says that a window ended because its lease ran out or passed on.
 fn lease_lost() {
     tracing::warn!(
-        "Lease lost mid-window: nothing more sent or written; the agent holding it now \
-         resumes after the last acknowledged batch."
+        "Lease lost mid-window (it ran out unrenewed, or passed to another agent): nothing \
+         more sent or written; its next holder resumes after the last acknowledged batch."
     );
 }

@@ -377,6 +377,7 @@ impl Daemon {
             .args(args)
             .env("DATABASE_URL", url)
             .env("ROWHOOK_WORKSTATION", crate::helpers::WORKSTATION)
+            .env("ROWHOOK_LEASE", crate::helpers::TEST_LEASE)
             .env("RUST_LOG", "warn")
             .kill_on_drop(true)
             .spawn()

@@ -20,6 +20,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_rowhook");
 /// Long enough for a loaded CI machine; every wait ends as soon as its
 /// condition holds.
 pub const PATIENCE: Duration = Duration::from_secs(30);
+/// The lease of agents started as processes: the shortest rowhook takes.
+pub const TEST_LEASE: &str = "2s";
 
 /// A subscription row to insert; fields default to a due, never-expiring
 /// Appointment subscription for [`WORKSTATION`].
@@ -221,12 +223,16 @@ impl Process {
         Self::start_at(&db.url, &[("RUST_LOG", "info")], args)
     }
 
-    /// `rowhook ARGS` on the database at `url`, with `env` set.
+    /// `rowhook ARGS` on the database at `url`, with `env` set. Agents here
+    /// are killed and started again, and a new one waits out its dead
+    /// predecessor's lease before resuming; they run with the shortest
+    /// lease ([`TEST_LEASE`]) so that wait is 2 s, not the default 10.
     pub fn start_at(url: &str, env: &[(&str, &str)], args: &[&str]) -> Self {
         let mut child = Command::new(BIN)
             .args(args)
             .env("DATABASE_URL", url)
             .env("ROWHOOK_WORKSTATION", WORKSTATION)
+            .env("ROWHOOK_LEASE", TEST_LEASE)
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

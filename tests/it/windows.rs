@@ -121,9 +121,12 @@ struct Process {
 
 impl Process {
     fn start(db: &TestDb, args: &[&str]) -> Self {
+        // The shortest lease, as for Linux processes (`helpers::TEST_LEASE`):
+        // a restarted agent waits out its killed predecessor's.
         let env = [
             ("DATABASE_URL", db.url.as_str()),
             ("ROWHOOK_WORKSTATION", WORKSTATION),
+            ("ROWHOOK_LEASE", crate::helpers::TEST_LEASE),
         ];
         let mut child = wine()
             .command(args, &env)
