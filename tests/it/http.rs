@@ -383,6 +383,8 @@ async fn the_page_in_chromium_shows_a_failing_subscription_and_its_retry_needs_t
     );
     let retry = format!("action=\"/subscriptions/{id}/retry\"");
     assert!(row.contains(&retry), "a Retry form: {row}");
+    let holder = format!("<td class=\"holder\">{}:", crate::helpers::WORKSTATION);
+    assert!(row.contains(&holder), "the agent holding its lease: {row}");
     if let Ok(path) = std::env::var("ROWHOOK_SCREENSHOT") {
         chromium(
             &[&format!("--screenshot={path}"), "--window-size=1200,800"],
