@@ -12,10 +12,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use chrono::NaiveDateTime;
 use sqlx::mysql::MySqlPool;
 use sqlx::Row;
 
-use super::sql::parse_server_time;
 use super::{Database, DbError};
 use crate::domain::lease::{AgentId, Fence, LeaseRow};
 use crate::domain::subscription::SubscriptionId;
@@ -200,22 +200,23 @@ async fn held_of(
     Ok(held)
 }
 
-/// A subscription's lease from the snapshot's `l_*` columns, if it has one.
+/// A subscription's lease from the snapshot's `l_*` columns, if it has one
+/// (rowhook's own columns, never zero dates: read as their types).
 pub(super) fn lease_from(
     holder: Option<String>,
     epoch: Option<i64>,
-    since: Option<String>,
+    since: Option<NaiveDateTime>,
     live: Option<i64>,
-) -> Result<Option<LeaseRow>, DbError> {
+) -> Option<LeaseRow> {
     let (Some(holder), Some(epoch), Some(since)) = (holder, epoch, since) else {
-        return Ok(None);
+        return None;
     };
-    Ok(Some(LeaseRow {
+    Some(LeaseRow {
         holder: AgentId::from(holder),
         epoch,
-        since: parse_server_time(&since)?,
+        since,
         live: live == Some(1),
-    }))
+    })
 }
 
 fn marks(n: usize) -> String {

@@ -217,9 +217,12 @@ impl SubscriptionRow {
         }
     }
 
-    /// Whether the agent named `ours` may process it.
+    /// Whether the agent named `ours` may process it (as
+    /// [`WorkstationFilter::matches`], without building the filter: this
+    /// runs for every row of every tick).
     pub fn is_for(&self, ours: &str) -> bool {
-        self.workstation_filter().matches(ours)
+        let named = self.workstation.trim();
+        named.is_empty() || named.to_lowercase() == ours.to_lowercase()
     }
 
     pub fn parse(&self) -> Result<Parsed, SubscriptionError> {

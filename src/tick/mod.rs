@@ -157,8 +157,8 @@ impl Ticker {
             .watch_clock(db, sent, &mut snapshot, &running)
             .await;
         self.forget_deleted(&snapshot.subscriptions);
-        self.measure(&snapshot);
         let ours = self.ours(&snapshot);
+        self.measure(&snapshot, &ours);
         if let Some(leases) = &self.leases {
             leases.maintain(db, &snapshot, &ours).await;
         }
@@ -268,11 +268,10 @@ impl Ticker {
 
     /// Sets where each of this agent's subscriptions stands, from the rows
     /// just read: no extra statement, and the same figures as `status`.
-    fn measure(&self, snapshot: &Snapshot) {
-        let ours = &self.ctx.settings.workstation;
+    fn measure(&self, snapshot: &Snapshot, ours: &HashSet<SubscriptionId>) {
         let now = snapshot.clock.local;
         for row in &snapshot.subscriptions {
-            if !row.is_for(ours) {
+            if !ours.contains(&row.id()) {
                 continue;
             }
             let health = snapshot.health.get(&row.id());
