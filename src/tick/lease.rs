@@ -17,11 +17,10 @@
 //!
 //! Spread: an agent takes free or expired leases only up to its fair share
 //! of this workstation's subscriptions among the agents it sees holding
-//! live ones, so a dead holder's subscriptions are shared among the
-//! survivors. Live leases are never moved: a move is itself a handover that
-//! may repeat a batch. Agents started together race, and the first to ask
-//! takes every free lease; a standby started later waits for leases to
-//! expire.
+//! live ones; an agent holding none is invisible, so in practice the first
+//! to ask takes every free lease (agents started together race). Live
+//! leases are never moved: a move is itself a handover that may repeat a
+//! batch. A standby started later waits for leases to expire.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
