@@ -39,6 +39,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(dispatch(&cli)) {
         Ok(code) => code,
+        // `rowhook status | head`: the reader had what it wanted.
+        Err(error) if commands::is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(error = %commands::error_chain(&error), "rowhook failed.");
             ExitCode::from(2)

@@ -23,11 +23,11 @@ pub async fn run(db_args: &DbArgs, args: &AgentArgs) -> anyhow::Result<usize> {
     } else {
         "this machine's hostname, the default"
     };
-    println!(
+    outln!(
         "workstation {:?} ({source}), server time {now}, {} subscription(s)",
         settings.workstation,
         rows.len()
-    );
+    )?;
     let mut wrong = 0;
     for row in rows {
         let (ok, mut line) = check_one(&db, row, now, &settings.workstation).await;
@@ -36,11 +36,11 @@ pub async fn run(db_args: &DbArgs, args: &AgentArgs) -> anyhow::Result<usize> {
             line.push_str(&format!(", body {body}"));
         }
         wrong += usize::from(!ok);
-        println!(
+        outln!(
             "{} subscription {}: {line}",
             if ok { "ok  " } else { "FAIL" },
             row.num
-        );
+        )?;
     }
     db.close().await;
     Ok(wrong)

@@ -19,7 +19,7 @@ pub async fn run(db_args: &DbArgs, args: &DeliveriesArgs) -> anyhow::Result<()> 
     if args.json {
         print_json(&records)
     } else {
-        print_table(&records);
+        print_table(&records)?;
         Ok(())
     }
 }
@@ -47,11 +47,11 @@ fn print_json(records: &[DeliveryRecord]) -> anyhow::Result<()> {
             })
         })
         .collect();
-    println!("{}", serde_json::to_string_pretty(&list)?);
+    outln!("{}", serde_json::to_string_pretty(&list)?)?;
     Ok(())
 }
 
-fn print_table(records: &[DeliveryRecord]) {
+fn print_table(records: &[DeliveryRecord]) -> std::io::Result<()> {
     let headers = [
         "ATTEMPTED AT",
         "SUB",
@@ -92,5 +92,5 @@ fn print_table(records: &[DeliveryRecord]) {
             ]
         })
         .collect();
-    println!("{}", super::table(&headers, &rows));
+    outln!("{}", super::table(&headers, &rows))
 }

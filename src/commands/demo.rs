@@ -37,9 +37,9 @@ async fn run_in(dir: &std::path::Path, args: &DemoArgs) -> anyhow::Result<usize>
         .await
         .context("cannot start the built-in receiver")?;
     subscribe(&db, &receiver).await?;
-    println!("rowhook demo: database {}", path.display());
-    println!("rowhook demo: receiver listening on {}", receiver.url("/"));
-    println!("rowhook demo: 4 subscriptions (Appointment, AppointmentDeleted, Patient, payment); changing rows every second. Ctrl-C to stop.\n");
+    outln!("rowhook demo: database {}", path.display())?;
+    outln!("rowhook demo: receiver listening on {}", receiver.url("/"))?;
+    outln!("rowhook demo: 4 subscriptions (Appointment, AppointmentDeleted, Patient, payment); changing rows every second. Ctrl-C to stop.\n")?;
 
     let shutdown = crate::shutdown::on_signals().context("cannot listen for signals")?;
     if let Some(seconds) = args.seconds {
@@ -62,7 +62,7 @@ async fn run_in(dir: &std::path::Path, args: &DemoArgs) -> anyhow::Result<usize>
     let _ = writer.await;
     let (deliveries, rows) = printer.await.unwrap_or_default();
     db.close().await;
-    println!("\nrowhook demo: {deliveries} deliveries, {rows} rows received.");
+    outln!("\nrowhook demo: {deliveries} deliveries, {rows} rows received.")?;
     anyhow::ensure!(deliveries > 0, "no delivery arrived");
     Ok(deliveries)
 }
@@ -95,6 +95,8 @@ async fn write_changes(db: Database, shutdown: CancellationToken) {
     }
 }
 
+/// Prints each delivery as it arrives; when nobody reads the output any
+/// more, stops the demo.
 async fn print_deliveries(
     mut feed: tokio::sync::mpsc::UnboundedReceiver<Request>,
     shutdown: CancellationToken,
@@ -104,8 +106,11 @@ async fn print_deliveries(
     while let Some(Some(request)) = shutdown.run_until_cancelled(feed.recv()).await {
         let rows = request.rows();
         let subscription = request.header("Rowhook-Subscription").unwrap_or("?");
-        if shown.insert(subscription.to_owned()) {
-            show_first_body(subscription, request.header("Event-Type"), &rows);
+        if shown.insert(subscription.to_owned())
+            && show_first_body(subscription, request.header("Event-Type"), &rows).is_err()
+        {
+            shutdown.cancel();
+            break;
         }
         let keys: Vec<String> = rows
             .iter()
@@ -117,7 +122,7 @@ async fn print_deliveries(
             .collect();
         deliveries += 1;
         total += rows.len();
-        println!(
+        let printed = outln!(
             "delivery {deliveries:>3}: subscription {} | {} | {} row(s) | keys {} | {}",
             request.header("Rowhook-Subscription").unwrap_or("?"),
             request.header("Event-Type").unwrap_or("?"),
@@ -125,18 +130,28 @@ async fn print_deliveries(
             keys.join(","),
             request.target,
         );
+        if printed.is_err() {
+            shutdown.cancel();
+            break;
+        }
     }
     (deliveries, total)
 }
 
 /// What a subscriber receives, once per subscription: the first element of
 /// its first body, pretty-printed.
-fn show_first_body(subscription: &str, event: Option<&str>, rows: &[serde_json::Value]) {
-    let Some(first) = rows.first() else { return };
+fn show_first_body(
+    subscription: &str,
+    event: Option<&str>,
+    rows: &[serde_json::Value],
+) -> std::io::Result<()> {
+    let Some(first) = rows.first() else {
+        return Ok(());
+    };
     let pretty = serde_json::to_string_pretty(first).unwrap_or_default();
-    println!(
+    outln!(
         "\nsubscription {subscription} ({}) receives a JSON array of elements like this one ({} in this body):\n{pretty}\n",
         event.unwrap_or("?"),
         rows.len()
-    );
+    )
 }

@@ -6,10 +6,10 @@ pub async fn run(db_args: &crate::cli::DbArgs) -> anyhow::Result<()> {
     let db = super::connect(db_args, 1).await?;
     let applied = db.migrate().await?;
     if applied.is_empty() {
-        println!("Database is up to date.");
+        outln!("Database is up to date.")?;
     }
     for name in applied {
-        println!("Applied {name}.");
+        outln!("Applied {name}.")?;
     }
     db.close().await;
     Ok(())

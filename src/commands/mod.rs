@@ -7,6 +7,15 @@
 //! the failed batch's id, size and first key). `anyhow` appears only here and
 //! in `main.rs`.
 
+/// `println!` that returns an error instead of panicking when standard
+/// output has gone away (`rowhook status | head`, `less` quit early): the
+/// command stops there, and `main` ends quietly ([`is_broken_pipe`]).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::commands::write_line(format_args!($($arg)*))
+    };
+}
+
 pub mod check;
 pub mod deliveries;
 pub mod demo;
@@ -17,6 +26,8 @@ pub mod secret;
 pub mod service;
 pub mod status;
 pub mod subscriptions;
+
+use std::io::Write as _;
 
 use anyhow::Context as _;
 
@@ -93,4 +104,21 @@ pub fn error_chain(error: &anyhow::Error) -> String {
         }
     }
     text
+}
+
+/// Writes one line to standard output (see `outln!`).
+pub fn write_line(line: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(line)?;
+    out.write_all(b"\n")
+}
+
+/// Whether a command ended because whoever read its output stopped
+/// reading: not a failure to report.
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

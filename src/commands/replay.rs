@@ -20,9 +20,9 @@ pub async fn run(db_args: &DbArgs, args: &ReplayArgs) -> anyhow::Result<()> {
     if !found? {
         bail!("no subscription {}", args.subscription);
     }
-    println!(
+    outln!(
         "Subscription {} will re-send changes since {since} (subject to --max-lookback).",
         args.subscription
-    );
+    )?;
     Ok(())
 }

@@ -30,7 +30,7 @@ async fn dispatch(db: &Database, command: &SecretCommand) -> anyhow::Result<()> 
     match command {
         SecretCommand::Show { .. } => {
             let stored = db.secrets(id).await?;
-            println!("{}", stored.current.expose());
+            outln!("{}", stored.current.expose())?;
             if let Some((previous, until)) = &stored.previous {
                 let now = chrono::Utc::now().naive_utc();
                 if now < *until {
@@ -44,14 +44,14 @@ async fn dispatch(db: &Database, command: &SecretCommand) -> anyhow::Result<()> 
         SecretCommand::Set { secret, .. } => {
             let secret = SigningSecret::parse(secret).context("the secret was not changed")?;
             db.set_secret(id, &secret).await?;
-            println!("Subscription {number} now signs with the secret given; the old one no longer does.");
+            outln!("Subscription {number} now signs with the secret given; the old one no longer does.")?;
         }
         SecretCommand::Rotate { grace, .. } => {
             let secret = SigningSecret::generate()?;
             let grace = chrono::Duration::from_std(*grace).context("--grace is too long")?;
             let until = chrono::Utc::now().naive_utc() + grace;
             db.rotate_secret(id, &secret, until).await?;
-            println!("{}", secret.expose());
+            outln!("{}", secret.expose())?;
             eprintln!(
                 "Subscription {number} signs with this new secret, and with the old one too until {} UTC.",
                 until.format(crate::domain::datetime::DATETIME_FORMAT)

@@ -20,40 +20,41 @@ pub fn run(cli: &Cli, command: &ServiceCommand) -> anyhow::Result<()> {
         ServiceCommand::Install => {
             let installed = service::install(cli.config.as_deref())?;
             let config = installed.config.display();
-            println!(
+            outln!(
                 "Installed service {} ({}).",
                 service::NAME,
                 service::DISPLAY_NAME
-            );
-            println!(
+            )?;
+            outln!(
                 "  starts automatically, restarts on failure, runs as {}",
                 service::ACCOUNT
-            );
+            )?;
             if installed.config_written {
-                println!("  configuration: {config} (written now; edit it as Administrator)");
+                outln!("  configuration: {config} (written now; edit it as Administrator)")?;
             } else {
-                println!("  configuration: {config} (kept as it was)");
+                outln!("  configuration: {config} (kept as it was)")?;
             }
-            println!("  readable only by Administrators and {}", service::ACCOUNT);
-            println!("  logs: Event Viewer > Windows Logs > Application, source rowhook");
-            println!("Start it with: rowhook service start");
+            outln!("  readable only by Administrators and {}", service::ACCOUNT)?;
+            outln!("  logs: Event Viewer > Windows Logs > Application, source rowhook")?;
+            outln!("Start it with: rowhook service start")?;
         }
         ServiceCommand::Uninstall => {
             service::uninstall()?;
-            println!(
+            outln!(
                 "Removed service {}; {} is kept.",
                 service::NAME,
                 service::config_path().display()
-            );
+            )?;
         }
-        ServiceCommand::Start => println!("rowhook service: {:?}", service::start()?),
-        ServiceCommand::Stop => println!("rowhook service: {:?}", service::stop()?),
+        ServiceCommand::Start => outln!("rowhook service: {:?}", service::start()?)?,
+        ServiceCommand::Stop => outln!("rowhook service: {:?}", service::stop()?)?,
         ServiceCommand::Status => {
             let status = service::status()?;
-            println!(
+            outln!(
                 "rowhook service: {:?} (exit code {:?})",
-                status.current_state, status.exit_code
-            );
+                status.current_state,
+                status.exit_code
+            )?;
         }
         ServiceCommand::Run(args) => {
             let (db, args) = (cli.db.clone(), crate::cli::RunArgs::clone(args));

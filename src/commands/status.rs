@@ -37,7 +37,7 @@ pub async fn run(db_args: &DbArgs, args: &StatusArgs) -> anyhow::Result<()> {
         })
         .collect();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&lines)?);
+        outln!("{}", serde_json::to_string_pretty(&lines)?)?;
         return Ok(());
     }
     let headers = [
@@ -83,7 +83,7 @@ pub async fn run(db_args: &DbArgs, args: &StatusArgs) -> anyhow::Result<()> {
         .iter()
         .map(|l| keys.iter().map(|k| text(l, k)).collect())
         .collect();
-    println!("{}", super::table(&headers, &rows));
+    outln!("{}", super::table(&headers, &rows))?;
     Ok(())
 }
 

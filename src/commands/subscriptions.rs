@@ -66,7 +66,7 @@ fn report(found: bool, id: i64, what: &str) -> anyhow::Result<()> {
     if !found {
         bail!("no subscription {id}");
     }
-    println!("Subscription {id} {what}.");
+    outln!("Subscription {id} {what}.")?;
     Ok(())
 }
 
@@ -103,7 +103,7 @@ async fn list(db: &Database, as_json: bool, default_body: BodyKind) -> anyhow::R
                     .collect::<serde_json::Map<_, _>>()
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        outln!("{}", serde_json::to_string_pretty(&list)?)?;
         return Ok(());
     }
     let headers = [
@@ -118,7 +118,7 @@ async fn list(db: &Database, as_json: bool, default_body: BodyKind) -> anyhow::R
         "BODY",
     ];
     let rows: Vec<Vec<String>> = shown.into_iter().map(Vec::from).collect();
-    println!("{}", super::table(&headers, &rows));
+    outln!("{}", super::table(&headers, &rows))?;
     Ok(())
 }
 
@@ -179,9 +179,11 @@ async fn add(db: &Database, args: &AddArgs) -> anyhow::Result<()> {
             note: args.note.clone(),
         })
         .await?;
-    println!(
+    outln!(
         "Subscription {id} added: {} -> {}, every {}s.",
-        subscription.target.name, subscription.endpoint, args.polling
-    );
+        subscription.target.name,
+        subscription.endpoint,
+        args.polling
+    )?;
     Ok(())
 }

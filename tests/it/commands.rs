@@ -304,3 +304,38 @@ async fn version_names_the_commit_it_was_built_from() {
         format!("rowhook {} (commit {commit})", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// `rowhook status | head`, `rowhook demo | head`, or `less` quit early:
+/// standard output is gone before the command writes. It ends at once,
+/// with success and no panic (`println!` panics on a closed pipe).
+#[tokio::test]
+async fn output_whose_reader_went_away_ends_quietly() {
+    let db = TestDb::mysql().await;
+    db.subscribe(Sub::new("https://crm.example/hooks")).await;
+    for (url, args) in [
+        (Some(db.url.as_str()), &["status"][..]),
+        (Some(db.url.as_str()), &["subscriptions", "list"][..]),
+        (None, &["demo", "--seconds", "3"][..]),
+    ] {
+        let mut command = tokio::process::Command::new(crate::helpers::BIN);
+        command
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .env("ROWHOOK_WORKSTATION", WORKSTATION)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        if let Some(url) = url {
+            command.env("DATABASE_URL", url);
+        }
+        let mut child = command.spawn().expect("rowhook starts");
+        // The reader goes away before the command has written anything.
+        drop(child.stdout.take());
+        let out = tokio::time::timeout(crate::helpers::PATIENCE, child.wait_with_output())
+            .await
+            .expect("it ends")
+            .expect("it ran");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
