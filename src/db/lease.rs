@@ -28,6 +28,31 @@ const CHUNK: usize = 500;
 pub(super) const FENCED: &str = "EXISTS (SELECT 1 FROM rowhook_lease l \
      WHERE l.subscription_num = ? AND l.holder = ? AND l.epoch = ?)";
 
+/// The rows an upsert of `n` values inserts: `VALUES (…)`, or under a
+/// `fence` the same values as a `SELECT` that yields no row unless the
+/// lease still holds (bind the fence after the values, `bind_fence!`).
+pub(super) fn upsert_source(n: usize, fence: Option<&Fence>) -> String {
+    let marks = marks(n);
+    match fence {
+        Some(_) => format!("SELECT {marks} FROM DUAL WHERE {FENCED}"),
+        None => format!("VALUES ({marks})"),
+    }
+}
+
+/// A fenced upsert that wrote nothing was refused: the lease passed on.
+/// (sqlx asks MariaDB for found rows, so a row rewritten unchanged still
+/// counts as written.)
+pub(super) fn check_fenced(
+    id: SubscriptionId,
+    fence: Option<&Fence>,
+    written: u64,
+) -> Result<(), DbError> {
+    match fence {
+        Some(_) if written == 0 => Err(DbError::LeaseLost(id.0)),
+        _ => Ok(()),
+    }
+}
+
 impl Database {
     /// Whether this backend coordinates agents with leases (SQLite is one
     /// process: the demo).
@@ -85,42 +110,38 @@ impl Database {
         held_of(pool, agent, &asked).await
     }
 
-    /// Extends every lease `agent` holds by `lease` from now; returns the
-    /// epoch of each one still held.
+    /// Extends the leases of `held` that `agent` still holds by `lease`
+    /// from now. `None` when every one was still held; else the epoch of
+    /// each that was.
     pub async fn renew_leases(
         &self,
         agent: &AgentId,
         lease: Duration,
-        expected: usize,
+        held: &[SubscriptionId],
     ) -> Result<Option<HashMap<SubscriptionId, i64>>, DbError> {
         let Self::MySql { pool, .. } = self else {
             return Ok(None);
         };
-        let renewed = sqlx::query(
-            "UPDATE rowhook_lease SET expires = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND \
-             WHERE holder = ?",
-        )
-        .bind(micros(lease))
-        .bind(agent.as_str())
-        .execute(pool)
-        .await?
-        .rows_affected();
-        // All still ours (the holder name is this process's alone): no need
-        // to read which.
-        if usize::try_from(renewed).is_ok_and(|n| n == expected) {
+        let mut renewed = 0;
+        // Named one by one, not by holder alone: a row of this agent's it
+        // does not know of (a take whose answer was lost) must not make
+        // the count match while one it knows was taken over.
+        for chunk in held.chunks(CHUNK) {
+            let sql = format!(
+                "UPDATE rowhook_lease SET expires = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND \
+                 WHERE holder = ? AND subscription_num IN ({})",
+                marks(chunk.len())
+            );
+            let mut q = sqlx::query(&sql).bind(micros(lease)).bind(agent.as_str());
+            for id in chunk {
+                q = q.bind(id.0);
+            }
+            renewed += q.execute(pool).await?.rows_affected();
+        }
+        if usize::try_from(renewed).is_ok_and(|n| n == held.len()) {
             return Ok(None);
         }
-        let rows = sqlx::query(
-            "SELECT subscription_num, CAST(epoch AS SIGNED) FROM rowhook_lease WHERE holder = ?",
-        )
-        .bind(agent.as_str())
-        .fetch_all(pool)
-        .await?;
-        let mut held = HashMap::with_capacity(rows.len());
-        for row in rows {
-            held.insert(SubscriptionId(row.try_get(0)?), row.try_get(1)?);
-        }
-        Ok(Some(held))
+        held_of(pool, agent, held).await.map(Some)
     }
 
     /// Lets leases of `agent` go at once — all of them (a clean shutdown),
@@ -166,12 +187,8 @@ impl Database {
             return Ok(true);
         };
         let sql = format!("SELECT {FENCED}");
-        let holds: i64 = sqlx::query_scalar(&sql)
-            .bind(id.0)
-            .bind(fence.holder.as_str())
-            .bind(fence.epoch)
-            .fetch_one(pool)
-            .await?;
+        let q = sqlx::query_scalar(&sql);
+        let holds: i64 = bind_fence!(q, id, Some(fence)).fetch_one(pool).await?;
         Ok(holds == 1)
     }
 }

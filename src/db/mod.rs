@@ -37,6 +37,17 @@ macro_rules! with_pool {
     };
 }
 
+/// Binds the three values of `lease::FENCED` (the subscription, the
+/// holder, the epoch) to `$q` when there is a fence.
+macro_rules! bind_fence {
+    ($q:expr, $id:expr, $fence:expr) => {
+        match $fence {
+            Some(fence) => $q.bind($id.0).bind(fence.holder.as_str()).bind(fence.epoch),
+            None => $q,
+        }
+    };
+}
+
 mod demo;
 pub mod encode;
 pub mod error;

@@ -355,11 +355,10 @@ pub(super) async fn close_window(
         .bind(format_time(progress.watermark))
         .bind(id.0)
         .bind(expected.as_str());
-    let q = match fence {
-        Some(fence) => q.bind(id.0).bind(fence.holder.as_str()).bind(fence.epoch),
-        None => q,
-    };
-    let matched = q.execute(pool).await?.rows_affected();
+    let matched = bind_fence!(q, id, fence)
+        .execute(pool)
+        .await?
+        .rows_affected();
     // sqlx asks for found rows: both rows matched, whether or not changed.
     Ok(matched == 2)
 }

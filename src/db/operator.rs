@@ -6,7 +6,7 @@
 use chrono::NaiveDateTime;
 use sqlx::Row;
 
-use super::lease::FENCED;
+use super::lease::{check_fenced, upsert_source};
 use super::sql::{format_time, parse_server_time};
 use super::{Database, DbError};
 use crate::domain::attempt::{DeliveryRecord, DeliveryStatus, FailureClass};
@@ -80,13 +80,10 @@ impl Database {
                  next_retry_at = excluded.next_retry_at, deactivated_at = excluded.deactivated_at",
         };
         let fence = fence.filter(|_| self.has_leases());
-        let values = match fence {
-            Some(_) => format!("SELECT ?, ?, ?, ?, ?, ?, ? FROM DUAL WHERE {FENCED}"),
-            None => "VALUES (?, ?, ?, ?, ?, ?, ?)".to_owned(),
-        };
         let sql = format!(
             "INSERT INTO rowhook_health (subscription_num, consecutive_failures, last_success_at, \
-             last_failure_at, last_failure_reason, next_retry_at, deactivated_at) {values}{upsert}"
+             last_failure_at, last_failure_reason, next_retry_at, deactivated_at) {}{upsert}",
+            upsert_source(7, fence)
         );
         let written = with_pool!(self, pool => {
             let q = sqlx::query(&sql)
@@ -97,16 +94,9 @@ impl Database {
                 .bind(&h.last_failure_reason)
                 .bind(opt_time(h.next_retry_at))
                 .bind(opt_time(h.deactivated_at));
-            let q = match fence {
-                Some(fence) => q.bind(id.0).bind(fence.holder.as_str()).bind(fence.epoch),
-                None => q,
-            };
-            q.execute(pool).await?.rows_affected()
+            bind_fence!(q, id, fence).execute(pool).await?.rows_affected()
         });
-        if fence.is_some() && written == 0 {
-            return Err(DbError::LeaseLost(id.0));
-        }
-        Ok(())
+        check_fenced(id, fence, written)
     }
 
     /// Appends attempts to the delivery log in one transaction (one log

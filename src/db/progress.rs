@@ -25,7 +25,7 @@
 use chrono::NaiveDateTime;
 
 use super::error::DbError;
-use super::lease::FENCED;
+use super::lease::{check_fenced, upsert_source, FENCED};
 use super::sql::{format_stamp, format_time, parse_server_time, parse_stamp};
 use super::{mysql, Database};
 use crate::domain::lease::Fence;
@@ -88,8 +88,10 @@ impl Database {
                     .bind(stop.as_str())
                     .bind(id.0)
                     .bind(expected.as_str());
-                let q = q.bind(id.0).bind(fence.holder.as_str()).bind(fence.epoch);
-                q.execute(pool).await?.rows_affected()
+                bind_fence!(q, id, Some(fence))
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
             }
             _ => with_pool!(self, pool => {
                 let q = sqlx::query(sql).bind(stop.as_str()).bind(id.0).bind(expected.as_str());
@@ -143,24 +145,15 @@ impl Database {
             None => (None, None, None),
         };
         let fence = fence.filter(|_| self.has_leases());
-        let columns =
-            "INSERT INTO rowhook_progress (subscription_num, date_time_start, watermark, \
-                       window_stop, cursor_stamp, cursor_key)";
-        let sql = match (self, fence) {
-            (Self::MySql { .. }, None) => {
-                format!("{columns} VALUES (?, ?, ?, ?, ?, ?) {MYSQL_UPSERT}")
-            }
-            (Self::MySql { .. }, Some(_)) => {
-                format!("{columns} SELECT ?, ?, ?, ?, ?, ? FROM DUAL WHERE {FENCED} {MYSQL_UPSERT}")
-            }
-            (Self::Sqlite(_), _) => format!(
-                "{columns} VALUES (?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (subscription_num) DO UPDATE SET \
-                 date_time_start = excluded.date_time_start, watermark = excluded.watermark, \
-                 window_stop = excluded.window_stop, cursor_stamp = excluded.cursor_stamp, \
-                 cursor_key = excluded.cursor_key"
-            ),
+        let upsert = match self {
+            Self::MySql { .. } => MYSQL_UPSERT,
+            Self::Sqlite(_) => SQLITE_UPSERT,
         };
+        let sql = format!(
+            "INSERT INTO rowhook_progress (subscription_num, date_time_start, watermark, \
+             window_stop, cursor_stamp, cursor_key) {} {upsert}",
+            upsert_source(6, fence)
+        );
         let watermark = format_time(p.watermark);
         let written = with_pool!(self, pool => {
             let q = sqlx::query(&sql)
@@ -170,24 +163,20 @@ impl Database {
                 .bind(stop)
                 .bind(stamp)
                 .bind(key);
-            let q = match fence {
-                Some(fence) => q.bind(id.0).bind(fence.holder.as_str()).bind(fence.epoch),
-                None => q,
-            };
-            q.execute(pool).await?.rows_affected()
+            bind_fence!(q, id, fence).execute(pool).await?.rows_affected()
         });
-        // sqlx asks for found rows, so a record rewritten unchanged still
-        // counts: none means the fence refused it.
-        if fence.is_some() && written == 0 {
-            return Err(DbError::LeaseLost(id.0));
-        }
-        Ok(())
+        check_fenced(id, fence, written)
     }
 }
 
 const MYSQL_UPSERT: &str = "ON DUPLICATE KEY UPDATE date_time_start = VALUES(date_time_start), \
      watermark = VALUES(watermark), window_stop = VALUES(window_stop), \
      cursor_stamp = VALUES(cursor_stamp), cursor_key = VALUES(cursor_key)";
+
+const SQLITE_UPSERT: &str = "ON CONFLICT (subscription_num) DO UPDATE SET \
+     date_time_start = excluded.date_time_start, watermark = excluded.watermark, \
+     window_stop = excluded.window_stop, cursor_stamp = excluded.cursor_stamp, \
+     cursor_key = excluded.cursor_key";
 
 /// Builds a [`Progress`] from the columns of `rowhook_progress` as text.
 pub(super) fn progress_from(

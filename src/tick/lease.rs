@@ -134,15 +134,15 @@ impl Leases {
     /// Renews every held lease when a quarter lease has passed since the
     /// last renewal.
     async fn renew(&self, db: &Database) {
-        let expected = lock(&self.held).len();
         let due =
             lock(&self.renewed).map_or(true, |at| at.elapsed() >= lease::renew_every(self.lease));
-        if expected == 0 || !due {
+        let held: Vec<SubscriptionId> = lock(&self.held).keys().copied().collect();
+        if held.is_empty() || !due {
             return;
         }
         let sent = Instant::now();
         let until = lease::trusted_until(sent, self.lease);
-        match db.renew_leases(&self.agent, self.lease, expected).await {
+        match db.renew_leases(&self.agent, self.lease, &held).await {
             Ok(None) => lock(&self.held).values().for_each(|h| h.extend(until)),
             Ok(Some(still)) => lock(&self.held).retain(|id, hold| {
                 let kept = still.get(id) == Some(&hold.fence.epoch);
