@@ -4,15 +4,12 @@
 //! page or metric.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rowhook::receiver::Behaviour;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
 
 use crate::app::TestApp;
+use crate::cut_proxy::CutProxy;
 use crate::helpers::{eventually, run, Process, Sub, PATIENCE};
 
 const TOKEN: &str = "http-t0ken-for-tests";
@@ -197,76 +194,15 @@ async fn metrics_count_failures_by_class_and_growing_lag_and_recovery_resets_the
     served.stop().await;
 }
 
-/// A TCP proxy to MariaDB that can cut every connection and refuse new
-/// ones: the database "stopped" for one client only.
-struct Proxy {
-    addr: String,
-    down: Arc<AtomicBool>,
-    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    accept: JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn to(target: String) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let down = Arc::new(AtomicBool::new(false));
-        let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let (d, l) = (Arc::clone(&down), Arc::clone(&links));
-        let accept = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if d.load(Ordering::SeqCst) {
-                    continue; // dropped: the connection closes at once
-                }
-                let target = target.clone();
-                l.lock().unwrap().push(tokio::spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                }));
-            }
-        });
-        Self {
-            addr,
-            down,
-            links,
-            accept,
-        }
-    }
-
-    fn stop(&self) {
-        self.down.store(true, Ordering::SeqCst);
-        for link in self.links.lock().unwrap().drain(..) {
-            link.abort();
-        }
-    }
-
-    fn start(&self) {
-        self.down.store(false, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.stop();
-        self.accept.abort();
-    }
-}
-
 #[tokio::test]
 async fn readyz_is_503_with_a_reason_while_the_database_is_away_and_200_after() {
     let app = TestApp::mysql().await;
-    let mut url = url::Url::parse(&app.db.url).unwrap();
-    let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(3306));
-    let proxy = Proxy::to(target).await;
-    let (host, port) = proxy.addr.split_once(':').unwrap();
-    url.set_host(Some(host)).unwrap();
-    url.set_port(Some(port.parse().unwrap())).unwrap();
-    let served = Served::start(&app, &["--database-url", url.as_str()]).await;
+    let proxy = CutProxy::start(&app.db.url).await;
+    let served = Served::start(&app, &["--database-url", &proxy.url]).await;
 
     let (ready, body) = until(&served, "/readyz", |status, _| status == 200).await;
     assert!(ready, "ready once a tick has read the database: {body}");
-    proxy.stop();
+    proxy.cut();
     let (unready, body) = until(&served, "/readyz", |status, _| status == 503).await;
     assert!(unready, "503 while the database is away: {body}");
     assert!(
@@ -285,7 +221,7 @@ async fn readyz_is_503_with_a_reason_while_the_database_is_away_and_200_after() 
         "{metrics}"
     );
 
-    proxy.start();
+    proxy.restore();
     let (ready, body) = until(&served, "/readyz", |status, _| status == 200).await;
     assert!(ready, "ready again once the database is back: {body}");
     served.stop().await;

@@ -24,17 +24,17 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
+use crate::cut_proxy::CutProxy;
 use crate::helpers::{eventually, Process, Sub, TestDb, PATIENCE};
 
 /// The shortest lease rowhook accepts, so takeovers come within seconds.
@@ -869,71 +869,4 @@ async fn arrive(
     shared.log.lock().unwrap()[n].answered = true;
     shared.changed.notify_waiters();
     StatusCode::OK
-}
-
-/// A loopback TCP proxy in front of MariaDB for one agent. [`cut`] drops
-/// every connection it carries and closes each new one at once: the
-/// database gone for that agent alone, as a broken link would make it.
-///
-/// [`cut`]: CutProxy::cut
-struct CutProxy {
-    /// The database URL through the proxy.
-    url: String,
-    down: Arc<AtomicBool>,
-    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    accept: JoinHandle<()>,
-}
-
-impl CutProxy {
-    async fn start(db_url: &str) -> Self {
-        let mut url = url::Url::parse(db_url).expect("a database URL");
-        let upstream = format!(
-            "{}:{}",
-            url.host_str().expect("a host"),
-            url.port().unwrap_or(3306)
-        );
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        url.set_host(Some("127.0.0.1")).unwrap();
-        url.set_port(Some(port)).unwrap();
-        let down = Arc::new(AtomicBool::new(false));
-        let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let (d, l) = (Arc::clone(&down), Arc::clone(&links));
-        let accept = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                // Checked under the lock `cut` drains: a connection is
-                // either refused here or dropped there, never missed.
-                let mut links = l.lock().unwrap();
-                if d.load(Ordering::SeqCst) {
-                    continue;
-                }
-                let upstream = upstream.clone();
-                links.push(tokio::spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(&upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                }));
-            }
-        });
-        Self {
-            url: url.to_string(),
-            down,
-            links,
-            accept,
-        }
-    }
-
-    fn cut(&self) {
-        self.down.store(true, Ordering::SeqCst);
-        for link in self.links.lock().unwrap().drain(..) {
-            link.abort();
-        }
-    }
-}
-
-impl Drop for CutProxy {
-    fn drop(&mut self) {
-        self.cut();
-        self.accept.abort();
-    }
 }

@@ -12,6 +12,7 @@ mod chaos;
 mod clock_step;
 mod commands;
 mod config_file;
+mod cut_proxy;
 mod delivery;
 mod delivery_log;
 mod destinations;
