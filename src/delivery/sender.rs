@@ -179,9 +179,15 @@ impl Sender {
             Some(hold) => request.body(reqwest::Body::wrap(LeasedBody::new(body, hold.clone()))),
             None => request.body(body),
         };
-        let response = request.send().await.map_err(|error| match hold {
-            Some(hold) if !hold.is_valid() => Failure::LeaseExpired,
-            _ => classify(error),
+        let response = request.send().await.map_err(|error| {
+            // Only the body itself knows it was held back: a request that
+            // went out and then failed is an attempt like any other, even
+            // if the lease ran out meanwhile.
+            if held_back(&error) {
+                Failure::LeaseExpired
+            } else {
+                classify(error)
+            }
         })?;
         let status = response.status().as_u16();
         drain(response).await;
@@ -215,18 +221,28 @@ impl Sender {
 /// request still carries `Content-Length` as Open Dental's does.
 struct LeasedBody {
     body: Option<bytes::Bytes>,
-    len: u64,
     hold: Hold,
 }
 
 impl LeasedBody {
     fn new(body: bytes::Bytes, hold: Hold) -> Self {
         Self {
-            len: body.len() as u64,
             body: Some(body),
             hold,
         }
     }
+}
+
+/// Whether a request failed because its [`LeasedBody`] refused to be sent.
+fn held_back(error: &reqwest::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if e.is::<LeaseRanOut>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// The error a [`LeasedBody`] ends the request with.
@@ -255,7 +271,8 @@ impl http_body::Body for LeasedBody {
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        http_body::SizeHint::with_exact(if self.body.is_some() { self.len } else { 0 })
+        let len = self.body.as_ref().map_or(0, |body| body.len() as u64);
+        http_body::SizeHint::with_exact(len)
     }
 }
 
