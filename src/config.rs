@@ -93,7 +93,9 @@ impl std::fmt::Debug for HttpSettings {
 #[derive(Debug, thiserror::Error)]
 pub enum HttpSettingsError {
     #[error(
-        "--http {0} is not a loopback address: anyone on the network could read the status page          and act on subscriptions; give --http-token-file (a file holding a bearer token), or          bind 127.0.0.1"
+        "--http {0} is not a loopback address: anyone on the network could read the status page \
+         and act on subscriptions; give --http-token-file (a file holding a bearer token), or \
+         bind 127.0.0.1"
     )]
     TokenRequired(SocketAddr),
     #[error("cannot read --http-token-file {path}: {source}")]

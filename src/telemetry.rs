@@ -19,11 +19,16 @@ pub enum LogFormat {
     Json,
 }
 
+/// `RUST_LOG`, else INFO. sqlx warns for each broken connection it
+/// discards; rowhook says once per outage that the database was lost (see
+/// `daemon/outage.rs`), so sqlx's are left out by default.
+fn filter() -> EnvFilter {
+    EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx_core::pool::connection=error"))
+}
+
 pub fn init(format: LogFormat) {
-    // sqlx warns for each broken connection it discards; rowhook says once
-    // per outage that the database was lost (see `crate::outage`).
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx_core::pool::connection=error"));
+    let filter = filter();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -55,9 +60,8 @@ pub fn init_event_log() {
             return;
         }
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(filter())
         .with_writer(event_log)
         .with_ansi(false)
         .with_target(false)

@@ -70,7 +70,12 @@ pub fn holder(lease: Option<&LeaseRow>, clock: Clock) -> Option<Holder> {
     let lease = lease?;
     Some(Holder {
         agent: lease.holder.to_string(),
-        since: lease.since + (clock.local - clock.instant),
+        // Within a day of each other and of a DATETIME: never out of range,
+        // but data is not trusted to prove it.
+        since: lease
+            .since
+            .checked_add_signed(clock.local - clock.instant)
+            .unwrap_or(lease.since),
         live: lease.live,
     })
 }

@@ -137,9 +137,18 @@ impl WorkstationFilter {
     pub fn matches(&self, ours: &str) -> bool {
         match self {
             Self::Any => true,
-            Self::Named(name) => name.to_lowercase() == ours.to_lowercase(),
+            Self::Named(name) => same_name(name, ours),
         }
     }
+}
+
+/// Two workstation names compared lower-cased, as Open Dental does, without
+/// building the lower-cased strings (this runs for every row of every
+/// tick).
+fn same_name(a: &str, b: &str) -> bool {
+    a.chars()
+        .flat_map(char::to_lowercase)
+        .eq(b.chars().flat_map(char::to_lowercase))
 }
 
 /// `DateTimeStop`: a year before 1880 means the subscription never expires.
@@ -210,19 +219,18 @@ impl SubscriptionRow {
 
     /// Which agents may process it, read even from a row that does not
     /// parse otherwise.
-    pub fn workstation_filter(&self) -> WorkstationFilter {
+    fn workstation_filter(&self) -> WorkstationFilter {
         match self.workstation.trim() {
             "" => WorkstationFilter::Any,
             name => WorkstationFilter::Named(name.to_owned()),
         }
     }
 
-    /// Whether the agent named `ours` may process it (as
-    /// [`WorkstationFilter::matches`], without building the filter: this
-    /// runs for every row of every tick).
+    /// Whether the agent named `ours` may process it (the rule of
+    /// [`WorkstationFilter::matches`], without building the filter).
     pub fn is_for(&self, ours: &str) -> bool {
         let named = self.workstation.trim();
-        named.is_empty() || named.to_lowercase() == ours.to_lowercase()
+        named.is_empty() || same_name(named, ours)
     }
 
     pub fn parse(&self) -> Result<Parsed, SubscriptionError> {
