@@ -156,6 +156,7 @@ async fn status_deliveries_and_logs_show_what_the_tables_hold() {
         .await
         .unwrap();
     assert_eq!(attempts.len(), 2);
+    assert_eq!(stored.len(), 2, "every printed attempt is stored");
     for (printed, row) in attempts.iter().zip(&stored) {
         assert_eq!(printed["batch_id"], row.batch_id.as_str());
         assert_eq!(printed["attempt"], row.attempt);

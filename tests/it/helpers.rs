@@ -196,7 +196,8 @@ pub async fn run(db_url: Option<&str>, args: &[&str]) -> (i32, String, String) {
     command
         .args(args)
         .env("ROWHOOK_WORKSTATION", WORKSTATION)
-        .env_remove("DATABASE_URL");
+        .env_remove("DATABASE_URL")
+        .env_remove("ROWHOOK_CONFIG");
     if let Some(url) = db_url {
         command.env("DATABASE_URL", url);
     }
@@ -231,6 +232,7 @@ impl Process {
         let mut child = Command::new(BIN)
             .args(args)
             .env("DATABASE_URL", url)
+            .env_remove("ROWHOOK_CONFIG")
             .env("ROWHOOK_WORKSTATION", WORKSTATION)
             .env("ROWHOOK_LEASE", TEST_LEASE)
             .envs(env.iter().copied())

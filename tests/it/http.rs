@@ -174,7 +174,7 @@ async fn metrics_count_failures_by_class_and_growing_lag_and_recovery_resets_the
         value(text, &series("rows_delivered_total")) == Some(5.0)
             && value(text, &series("consecutive_failures")) == Some(0.0)
             && value(text, &series("backing_off")) == Some(0.0)
-            && value(text, &series("lag_seconds")) < Some(lag_then)
+            && value(text, &series("lag_seconds")).is_some_and(|lag| lag < lag_then)
     })
     .await;
     assert!(recovered, "recovery resets failures and lag:\n{text}");
@@ -313,10 +313,7 @@ async fn the_page_in_chromium_shows_a_failing_subscription_and_its_retry_needs_t
         .and_then(|rest| rest.split("</tr>").next())
         .unwrap_or_else(|| panic!("subscription {id} is listed:\n{dom}"));
     assert!(row.contains("backing-off"), "shown as failing: {row}");
-    assert!(
-        row.contains("HTTP 503") || row.contains("503"),
-        "with its reason: {row}"
-    );
+    assert!(row.contains("HTTP 503"), "with its reason: {row}");
     let retry = format!("action=\"/subscriptions/{id}/retry\"");
     assert!(row.contains(&retry), "a Retry form: {row}");
     let holder = format!("<td class=\"holder\">{}:", crate::helpers::WORKSTATION);

@@ -52,6 +52,10 @@ const ROWS: usize = 3000;
 /// a benchmark.
 const TAKEOVER_BOUND: Duration = Duration::from_secs(15);
 
+/// A few ticks: how soon a subscription moved to another workstation is
+/// delivered by it (a correctness bound, not a benchmark).
+const LET_GO_BOUND: Duration = Duration::from_secs(10);
+
 const A: &str = "AGENT-A";
 const B: &str = "AGENT-B";
 
@@ -565,7 +569,8 @@ async fn a_subscription_moved_to_another_workstation_is_let_go_at_once() {
     let app = crate::app::TestApp::mysql().await;
     let db = &app.db;
     let id = subscribe_both(db, &app.rx.url("/moved")).await;
-    let lease = Duration::from_secs(60);
+    // Longer than any wait here: only letting go can hand it over in time.
+    let lease = 2 * PATIENCE;
     let agent = |name: &str| rowhook::config::Settings {
         workstation: name.into(),
         lease,
@@ -601,8 +606,8 @@ async fn a_subscription_moved_to_another_workstation_is_let_go_at_once() {
     let got = app.rx.requests();
     assert_eq!(from(&got[1]).as_deref(), Some(other), "{holder} let it go");
     assert!(
-        took < lease,
-        "{other} did not wait for {holder}'s lease to expire: {took:?}"
+        took < LET_GO_BOUND,
+        "{other} took it within a few ticks, not after {holder}'s lease: {took:?}"
     );
     assert!(lease_holder(db, id).await.starts_with(&format!("{other}:")));
     a.stop().await;

@@ -153,6 +153,10 @@ async fn check_warns_when_the_change_column_is_not_set_by_the_server() {
         line(copied).contains("WARNING the server does not set this column"),
         "{out}"
     );
+    assert!(
+        !line(kept).is_empty(),
+        "subscription {kept} is checked: {out}"
+    );
     assert!(!line(kept).contains("does not set"), "{out}");
 }
 
