@@ -30,8 +30,12 @@ pub async fn run(db_args: &DbArgs, args: &AgentArgs) -> anyhow::Result<usize> {
     )?;
     let mut wrong = 0;
     for row in rows {
-        let (ok, mut line) = check_one(&db, row, now, &settings.workstation).await;
-        if ok && line.contains(" -> ") {
+        let Checked {
+            ok,
+            mut line,
+            watched,
+        } = check_one(&db, row, now, &settings.workstation).await;
+        if watched {
             let body = super::body_shown(row, snapshot.bodies.get(&row.id()), default_body);
             line.push_str(&format!(", body {body}"));
         }
@@ -46,35 +50,53 @@ pub async fn run(db_args: &DbArgs, args: &AgentArgs) -> anyhow::Result<usize> {
     Ok(wrong)
 }
 
-/// (healthy, description). Rows for other workstations, UI events and
-/// expired rows are reported but are not errors.
+/// What `check` says of one row.
+struct Checked {
+    /// False only for a row that cannot run (rows for other workstations,
+    /// UI events and expired rows are reported but are not errors).
+    ok: bool,
+    line: String,
+    /// Its table was found: this agent would deliver it, in some body.
+    watched: bool,
+}
+
+impl Checked {
+    fn said(ok: bool, line: String) -> Self {
+        Self {
+            ok,
+            line,
+            watched: false,
+        }
+    }
+}
+
 async fn check_one(
     db: &Database,
     row: &SubscriptionRow,
     now: NaiveDateTime,
     ours: &str,
-) -> (bool, String) {
+) -> Checked {
     let subscription = match row.parse() {
         Ok(Parsed::Database(s)) => *s,
         Ok(Parsed::UiEvent { .. }) => {
-            return (
+            return Checked::said(
                 true,
                 "UI-event subscription (blank WatchTable), ignored".into(),
             )
         }
-        Err(error) => return (false, error.to_string()),
+        Err(error) => return Checked::said(false, error.to_string()),
     };
     if !subscription.workstation.matches(ours) {
-        return (
+        return Checked::said(
             true,
             format!("for workstation {:?}, not this one", row.workstation),
         );
     }
     if subscription.is_expired(now) {
-        return (true, format!("expired at {}", row.date_time_stop));
+        return Checked::said(true, format!("expired at {}", row.date_time_stop));
     }
     match db.resolve(&subscription.target).await {
-        Err(error) => (
+        Err(error) => Checked::said(
             false,
             format!("WatchTable {:?}: {error}", subscription.target.name),
         ),
@@ -90,18 +112,20 @@ async fn check_one(
             } else {
                 " WARNING the server does not set this column on update: changed rows may never be sent"
             };
-            (
-                true,
-                format!(
-                    "{} -> {}.{} ({index}){stamp}, every {}s, from {}, to {}",
-                    subscription.target.name,
-                    table.table,
-                    table.change_column,
-                    subscription.polling.as_secs(),
-                    row.date_time_start,
-                    subscription.endpoint
-                ),
-            )
+            let line = format!(
+                "{} -> {}.{} ({index}){stamp}, every {}s, from {}, to {}",
+                subscription.target.name,
+                table.table,
+                table.change_column,
+                subscription.polling.as_secs(),
+                row.date_time_start,
+                subscription.endpoint
+            );
+            Checked {
+                ok: true,
+                line,
+                watched: true,
+            }
         }
     }
 }

@@ -4,6 +4,7 @@ use serde_json::json;
 
 use crate::cli::{DbArgs, DeliveriesArgs};
 use crate::domain::attempt::DeliveryRecord;
+use crate::domain::datetime;
 use crate::domain::subscription::SubscriptionId;
 
 pub async fn run(db_args: &DbArgs, args: &DeliveriesArgs) -> anyhow::Result<()> {
@@ -29,7 +30,7 @@ fn print_json(records: &[DeliveryRecord]) -> anyhow::Result<()> {
         .iter()
         .map(|r| {
             json!({
-                "attempted_at": super::when(Some(r.attempted_at)),
+                "attempted_at": datetime::format(r.attempted_at),
                 "subscription": r.subscription.0,
                 "table": r.watch_table,
                 "status": r.status.as_str(),
@@ -42,8 +43,8 @@ fn print_json(records: &[DeliveryRecord]) -> anyhow::Result<()> {
                 "attempt": r.attempt,
                 "elapsed_ms": r.elapsed_ms,
                 "batch_id": r.batch_id,
-                "window_start": super::when(Some(r.window_start)),
-                "window_stop": super::when(Some(r.window_stop)),
+                "window_start": datetime::format(r.window_start),
+                "window_stop": datetime::format(r.window_stop),
             })
         })
         .collect();
@@ -73,7 +74,7 @@ fn print_table(records: &[DeliveryRecord]) -> std::io::Result<()> {
                 _ => "-".to_owned(),
             };
             vec![
-                super::when(Some(r.attempted_at)),
+                datetime::format(r.attempted_at),
                 r.subscription.to_string(),
                 r.watch_table.clone(),
                 r.status.to_string(),

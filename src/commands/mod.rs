@@ -69,11 +69,6 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// An optional time as text, `-` when absent.
-pub fn when(t: Option<chrono::NaiveDateTime>) -> String {
-    t.map_or_else(|| "-".to_owned(), crate::domain::datetime::format)
-}
-
 /// The body subscription `row` receives, as `status`, `check` and
 /// `subscriptions list` show it: its own choice or `default`, then
 /// `columns` for a table Open Dental sends no event for.

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use crate::cli::{DbArgs, StatusArgs};
 use crate::config::default_workstation;
+use crate::domain::datetime;
 use crate::domain::health::Health;
 use crate::domain::status;
 use crate::domain::subscription::SubscriptionRow;
@@ -32,7 +33,7 @@ pub async fn run(db_args: &DbArgs, args: &StatusArgs) -> anyhow::Result<()> {
             ));
             let holder = status::holder(snapshot.leases.get(&row.id()), snapshot.clock);
             line["holder"] = json!(holder.as_ref().map(status::Holder::shown));
-            line["holder_since"] = json!(holder.map(|h| super::when(Some(h.since))));
+            line["holder_since"] = json!(holder.map(|h| datetime::format(h.since)));
             line
         })
         .collect();
@@ -101,11 +102,11 @@ fn describe(row: &SubscriptionRow, health: &Health, now: NaiveDateTime, ours: &s
         "polling_seconds": row.polling_seconds,
         "date_time_start": row.date_time_start,
         "lag": lag,
-        "last_success": health.last_success_at.map(|t| super::when(Some(t))),
-        "last_failure": health.last_failure_at.map(|t| super::when(Some(t))),
+        "last_success": health.last_success_at.map(datetime::format),
+        "last_failure": health.last_failure_at.map(datetime::format),
         "last_failure_reason": (!health.last_failure_reason.is_empty()).then(|| health.last_failure_reason.clone()),
         "consecutive_failures": health.consecutive_failures,
-        "next_retry": health.next_retry_at.map(|t| super::when(Some(t))),
+        "next_retry": health.next_retry_at.map(datetime::format),
         "url": url,
         "reason": reason,
     })
