@@ -2,7 +2,7 @@
 //! with exactly those grants, and says which one is missing when one is.
 
 use crate::app::TestApp;
-use crate::helpers::{keys, mysql_server, run, Sub};
+use crate::helpers::{keys, mysql_server, run, Process, Sub, PATIENCE};
 use rowhook::receiver::Receiver;
 
 /// rowhook's own tables, which `rowhook migrate` (run once by an admin)
@@ -97,7 +97,8 @@ async fn loop_until_sent(url: &str, rx: &Receiver, count: usize) -> (i32, String
 }
 
 /// Without the PROCESS grant rowhook cannot see open transactions: it says
-/// so once and keeps delivering with the longer fallback lag.
+/// so once, however many ticks run, and keeps delivering with the longer
+/// fallback lag — a row written now arrives only once the lag has passed.
 #[tokio::test]
 async fn without_the_process_grant_the_fallback_lag_is_used_and_said_once() {
     let app = TestApp::mysql().await;
@@ -110,16 +111,40 @@ async fn without_the_process_grant_the_fallback_lag_is_used_and_said_once() {
         .await;
     db.exec(&format!("GRANT ALL ON `{schema}`.* TO '{user}'@'%'"), &[])
         .await;
-    let url_np = format!("mysql://{user}:pw@127.0.0.1:3306/{schema}");
+    let url_np = mysql_server().replace("root@", &format!("{user}:pw@")) + "/" + &schema;
+    let lag = std::time::Duration::from_secs(5);
 
-    let (code, _, stderr) = run(Some(&url_np), &["run", "--once"]).await;
-
-    db.exec(&format!("DROP USER '{user}'@'%'"), &[]).await;
-    assert_eq!(code, 0, "{stderr}");
-    assert_eq!(
-        stderr.matches("Cannot see open transactions").count(),
-        1,
-        "{stderr}"
+    let mut agent = Process::start_at(
+        &url_np,
+        &[("RUST_LOG", "info")],
+        &["run", "--fallback-lag", "5s"],
     );
-    assert_eq!(keys(&rx.accepted(), "AptNum"), [1, 2]);
+    let first = rx
+        .wait_until(PATIENCE, |r| r.iter().filter(|r| r.accepted()).count() == 1)
+        .await;
+    // A row stamped now: with the 100 ms lag it would come within about a
+    // second; with the fallback lag, no sooner than 5 s.
+    db.insert_appointments(1, &db.ago(0).await).await;
+    let written = std::time::Instant::now();
+    let late = rx
+        .wait_until(PATIENCE, |r| keys(r, "AptNum").contains(&3))
+        .await;
+    let took = written.elapsed();
+    agent.signal("-TERM").await;
+    let _ = agent.exit_code().await;
+    let log = agent.log();
+    db.exec(&format!("DROP USER '{user}'@'%'"), &[]).await;
+
+    assert!(first, "the old rows are delivered: {log}");
+    assert!(late, "the new row is delivered: {log}");
+    assert!(
+        took >= lag - std::time::Duration::from_secs(1),
+        "the new row waited for the fallback lag ({lag:?}): {took:?}"
+    );
+    assert_eq!(keys(&rx.accepted(), "AptNum"), [1, 2, 3]);
+    assert_eq!(
+        log.matches("Cannot see open transactions").count(),
+        1,
+        "said once over the ticks of {took:?}: {log}"
+    );
 }
