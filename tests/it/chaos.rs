@@ -343,7 +343,7 @@ async fn daemon_user(db: &TestDb) -> String {
         .await;
     db.exec(&format!("GRANT PROCESS ON *.* TO '{user}'@'%'"), &[])
         .await;
-    format!("mysql://{user}:pw@127.0.0.1:3306/{schema}")
+    crate::helpers::mysql_server().replace("root@", &format!("{user}:pw@")) + "/" + &schema
 }
 
 /// Kills every server connection of the daemon's user; returns how many.
