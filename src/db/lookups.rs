@@ -4,7 +4,8 @@
 //!
 //! These are small tables (a practice has hundreds of definitions, dozens
 //! of providers), read whole, at most once per tick and only when a window
-//! that sends Open Dental's body has rows to send (`window/run.rs`). A table
+//! task sends Open Dental's body (`window/run.rs`; windows plainly empty
+//! are closed by the tick without one, `tick/quiet.rs`). A table
 //! this database lacks (the demo's SQLite, an older Open Dental) gives no
 //! names: its keys read `""`, as Open Dental's do for a missing row.
 
