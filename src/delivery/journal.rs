@@ -73,6 +73,14 @@ async fn write(
     let mut last_error = String::new();
     loop {
         tokio::select! {
+            // The prune when due, then the queue: the first prune (due at
+            // once) always comes before the first write, not by chance.
+            biased;
+            _ = prune.tick() => {
+                if let Some(keep) = retention {
+                    prune_older_than(&db, keep).await;
+                }
+            }
             message = rx.recv() => {
                 let Some(message) = message else { return };
                 // What queued up while the last write ran goes in one
@@ -85,11 +93,6 @@ async fn write(
                 }
                 queued.write(&db, &mut last_error).await;
             },
-            _ = prune.tick() => {
-                if let Some(keep) = retention {
-                    prune_older_than(&db, keep).await;
-                }
-            }
         }
     }
 }
